@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both create the virtual
+# environment first when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile
+CORES ?= 2
+
+.PHONY: demo test lint bench clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## demo: the whole pipeline on the built-in synthetic dataset, offline, on CPU; outputs in demo/
+demo: $(VENV)/.installed
+	mkdir -p demo
+	$(SNAKEMAKE) --directory demo --configfile $(CURDIR)/config/demo.yaml \
+		--cores $(CORES) --rerun-incomplete results/metrics.json
+	@echo "Demo metrics: demo/results/metrics.json"
+
+## test: the unit and workflow tests
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+## lint: snakefmt and snakemake --lint on the workflow
+lint: $(VENV)/.installed
+	$(BIN)/snakefmt --check Snakefile workflow/
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+
+clean-demo:
+	rm -rf demo

@@ -1,0 +1,19 @@
+"""Rule download: fetch one archive from the configured source and verify its SHA1."""
+
+from pathlib import Path
+
+from fma_genre.download import OFFICIAL_SHA1, fetch_archive, read_sha1sums
+from fma_genre.logs import log_to
+
+log_to(snakemake.log[0])
+name = Path(snakemake.output.archive).name
+expected = read_sha1sums(snakemake.input.checksums) if "checksums" in snakemake.input.keys() else OFFICIAL_SHA1
+if name not in expected:
+    raise SystemExit(f"no SHA1 known for {name}: add it to the checksums file ({snakemake.input.checksums})")
+fetch_archive(
+    snakemake.params.source,
+    name,
+    snakemake.output.archive,
+    expected[name],
+    retries=snakemake.params.retries,
+)

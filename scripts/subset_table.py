@@ -1,0 +1,14 @@
+"""Rule subset_table: one row per track of the configured subset, from tracks.csv."""
+
+from pathlib import Path
+
+from fma_genre.logs import log_to
+from fma_genre.metadata import write_subset_csv
+
+log_to(snakemake.log[0])
+write_subset_csv(
+    Path(snakemake.input.metadata) / "tracks.csv",
+    snakemake.wildcards.subset,
+    snakemake.params.audio_dir,
+    snakemake.output.table,
+)

@@ -1,0 +1,23 @@
+"""Shared fixtures: the real FMA sample files, read from ../shared/fma-samples (never copied)."""
+
+from pathlib import Path
+
+import pytest
+
+from paths import REAL_CLIP, REAL_GENRES_CSV
+
+
+def _shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"shared real FMA file missing: {path} (see ../shared/fma-samples/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> Path:
+    return _shared(REAL_CLIP)
+
+
+@pytest.fixture(scope="session")
+def real_genres_csv() -> Path:
+    return _shared(REAL_GENRES_CSV)

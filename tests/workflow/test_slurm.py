@@ -1,0 +1,266 @@
+"""End-to-end runs through a real (local, one-node) SLURM cluster with the project's SLURM
+profile, workflow/profiles/slurm, adapted only where the test cluster differs: partition
+`debug`, no account (no slurmdbd), squeue-based job status, CPUs/memory capped to this
+machine, fast first status check.
+
+    .venv/bin/python -m pytest -m slurm tests/workflow/test_slurm.py -v -s
+
+Needs root (it installs slurmctld/slurmd/slurm-client/munge with apt-get when missing and
+starts private daemons); skips otherwise, or fails when the CI variable is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slurm_cluster import SlurmCluster, cannot_run, ensure_slurm  # noqa: E402
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+# The full demo DAG through SLURM (~minutes). Switch on here, or with FMA_SLURM_DEMO=1.
+DEMO_DAG_ON_SLURM = False
+RUN_DEMO = DEMO_DAG_ON_SLURM or os.environ.get("FMA_SLURM_DEMO") == "1"
+
+
+# -- fixtures ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    ensure_slurm()
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    t0 = time.monotonic()
+    try:
+        c.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        c.stop()
+        cannot_run(f"could not start a local SLURM cluster: {e}")
+    print(f"SLURM cluster up in {time.monotonic() - t0:.1f}s ({c.cpus} CPUs, {c.mem_mb} MB)")
+    yield c
+    c.stop()
+
+
+def make_test_profile(cluster: SlurmCluster, dest: Path) -> Path:
+    """workflow/profiles/slurm adapted to the test cluster, written to dest/config.yaml."""
+    prof = yaml.safe_load(SLURM_PROFILE.read_text())
+    assert prof["executor"] == "slurm"
+    mem_cap = max(500, cluster.mem_mb // 4)
+
+    def adapt(res: dict) -> dict:
+        res = dict(res)
+        res.pop("slurm_account", None)  # no slurmdbd: the plugin would fail to validate it
+        res.pop("gpu_model", None)  # the fake GPU has no type
+        if "slurm_partition" in res:
+            res["slurm_partition"] = f"'{cluster.partition}'"
+        if isinstance(res.get("mem_mb"), int):
+            res["mem_mb"] = min(res["mem_mb"], mem_cap)
+        return res
+
+    prof["default-resources"] = adapt(prof.get("default-resources") or {})
+    prof["set-resources"] = {r: adapt(v) for r, v in (prof.get("set-resources") or {}).items()}
+    prof["set-threads"] = {
+        r: min(int(n), cluster.cpus) for r, n in (prof.get("set-threads") or {}).items()
+    }
+    prof.update(
+        {
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 2,
+            "slurm-keep-successful-logs": True,
+            "latency-wait": 5,
+            "retries": 0,
+        }
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    return dest
+
+
+
+
+def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, timeout: int):
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [*SNAKEMAKE, *args],
+        cwd=cwd,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - t0
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        slurm_logs = "\n".join(
+            f"--- {p} ---\n{p.read_text(errors='replace')[-2000:]}"
+            for p in sorted(cwd.glob(".snakemake/slurm_logs/**/*.log"))
+        )
+        pytest.fail(
+            f"snakemake failed ({proc.returncode}) after {elapsed:.0f}s\n{log[-8000:]}\n"
+            f"{slurm_logs[-6000:]}\n{cluster.logs(1500)}",
+            pytrace=False,
+        )
+    return log, elapsed
+
+
+# -- log/record checks -----------------------------------------------------------------
+JOB_HEADER = re.compile(r"^(localrule|rule|checkpoint) (\w+):\s*$")
+JOBID = re.compile(r"^\s+jobid: (\d+)\s*$")
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
+
+
+def jobs_in_log(log: str) -> dict[str, tuple[str, bool]]:
+    """Snakemake job id -> (rule, is_local) for every job Snakemake started."""
+    jobs, header = {}, None
+    for line in log.splitlines():
+        m = JOB_HEADER.match(line)
+        if m:
+            header = (m.group(2), m.group(1) == "localrule")
+            continue
+        m = JOBID.match(line)
+        if m and header:
+            jobs[m.group(1)] = header
+            header = None
+    return jobs
+
+
+def check_all_jobs_via_slurm(cluster: SlurmCluster, log: str, local_rules: set[str]):
+    """Every non-local job was sbatch'ed, completed in SLURM; local rules were not.
+
+    Returns rule -> list of SLURM job ids."""
+    jobs = jobs_in_log(log)
+    submitted = dict(SUBMITTED.findall(log))  # snakemake jobid -> slurm jobid
+    remote = {j: r for j, (r, local) in jobs.items() if not local}
+    assert remote, f"no cluster jobs found in the log:\n{log[-4000:]}"
+    assert set(submitted) == set(remote), (
+        f"jobs run without SLURM: {sorted(set(remote) - set(submitted))}; log:\n{log[-4000:]}"
+    )
+    for j, (rule, local) in jobs.items():
+        if rule in local_rules:
+            assert local and j not in submitted, f"local rule {rule} was submitted to SLURM"
+    records = {rec["JobId"]: rec for rec in cluster.completed_jobs()}
+    by_rule: dict[str, list[str]] = {}
+    for j, slurm_id in submitted.items():
+        rec = records.get(slurm_id)
+        assert rec is not None, f"SLURM job {slurm_id} missing from {cluster.jobcomp}"
+        assert rec["JobState"] == "COMPLETED", rec
+        assert rec["Partition"] == cluster.partition, rec
+        info = cluster.show_job(slurm_id)
+        assert info.get("Comment", "").startswith(f"rule_{remote[j]}"), info
+        by_rule.setdefault(remote[j], []).append(slurm_id)
+    return by_rule
+
+
+def check_gpu_requested(cluster: SlurmCluster, slurm_ids: list[str]):
+    for sid in slurm_ids:
+        info = cluster.show_job(sid)
+        gres = " ".join(
+            info.get(k, "") for k in ("TresPerJob", "TresPerNode", "TresPerTask", "TRES")
+        )
+        assert re.search(r"gres[:/]gpu[:=]1\b", gres), f"job {sid} did not ask for a GPU: {info}"
+        detail = cluster.run("scontrol", "-d", "show", "job", sid).stdout
+        assert re.search(r"JOB_GRES=gpu(:\w+)?:1\b", detail), detail  # allocated
+
+
+def check_cpus(cluster: SlurmCluster, slurm_ids: list[str], cpus: int):
+    for sid in slurm_ids:
+        info = cluster.show_job(sid)
+        assert info.get("NumCPUs") == str(cpus), info
+
+
+# -- tests -----------------------------------------------------------------------------
+TINY_SNAKEFILE = """\
+# rule names match workflow/profiles/slurm so its set-threads/set-resources apply
+localrules: all, download
+
+rule all:
+    input: "results/summary.txt"
+
+rule download:
+    output: "data/source.txt"
+    shell: "echo local slurm_job=${{SLURM_JOB_ID:-none}} > {output}"
+
+rule log_mel_shard:
+    input: "data/source.txt"
+    output: "features/{shard}.txt"
+    threads: 1
+    shell: "echo shard={wildcards.shard} slurm_job=$SLURM_JOB_ID threads={threads} > {output}"
+
+rule train:
+    input: expand("features/{shard}.txt", shard=range(2))
+    output: "results/summary.txt"
+    threads: 1
+    resources: gpu=1
+    shell:
+        "cat {input} > {output}; "
+        "echo train slurm_job=$SLURM_JOB_ID cuda=${{CUDA_VISIBLE_DEVICES:-none}} >> {output}"
+"""
+
+
+def test_tiny_workflow_on_slurm(cluster: SlurmCluster, tmp_path: Path):
+    """A throwaway 4-job DAG (1 local, 2 CPU, 1 GPU job) with the project's SLURM profile."""
+    (tmp_path / "Snakefile").write_text(TINY_SNAKEFILE)
+    profile = make_test_profile(cluster, tmp_path / "profile")
+    log, elapsed = run_snakemake(
+        cluster, ["--workflow-profile", str(profile), "--snakefile", "Snakefile"], tmp_path, 240
+    )
+    print(f"tiny workflow on SLURM: {elapsed:.1f}s")
+    by_rule = check_all_jobs_via_slurm(cluster, log, {"download", "all"})
+    assert sorted(by_rule) == ["log_mel_shard", "train"]
+    assert len(by_rule["log_mel_shard"]) == 2 and len(by_rule["train"]) == 1
+    check_gpu_requested(cluster, by_rule["train"])
+    check_cpus(cluster, by_rule["log_mel_shard"], min(8, cluster.cpus))
+
+    out = (tmp_path / "results" / "summary.txt").read_text().splitlines()
+    assert (tmp_path / "data" / "source.txt").read_text().strip() == "local slurm_job=none"
+    shards = sorted(out[:2])
+    for shard, line in enumerate(shards):
+        m = re.fullmatch(rf"shard={shard} slurm_job=(\d+) threads=(\d+)", line)
+        assert m and m.group(1) in by_rule["log_mel_shard"], line
+        assert int(m.group(2)) == min(8, cluster.cpus), line
+    # SLURM bound the (fake) GPU 0 to the training job
+    m = re.fullmatch(r"train slurm_job=(\d+) cuda=(\S+)", out[2])
+    assert m and m.group(1) == by_rule["train"][0] and m.group(2) == "0", out[2]
+
+
+@pytest.mark.skipif(
+    not RUN_DEMO, reason="demo DAG on SLURM is off (DEMO_DAG_ON_SLURM / FMA_SLURM_DEMO=1)"
+)
+def test_demo_dag_on_slurm(cluster: SlurmCluster, tmp_path: Path):
+    """The project's demo DAG end to end through SLURM with the project's SLURM profile."""
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    profile = make_test_profile(cluster, tmp_path / "profile")
+    log, elapsed = run_snakemake(
+        cluster,
+        [
+            "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir),
+            "--configfile", str(REPO / "config" / "demo.yaml"),
+            "--workflow-profile", str(profile),
+            "results/metrics.json",
+        ],
+        REPO,
+        600,
+    )
+    print(f"demo DAG on SLURM: {elapsed:.1f}s")
+    local_rules = {"demo_archives", "download", "model_weights", "all"}
+    by_rule = check_all_jobs_via_slurm(cluster, log, local_rules)
+    assert "train" in by_rule and "evaluate" in by_rule, sorted(by_rule)
+    assert not local_rules & set(by_rule)
+    check_gpu_requested(cluster, by_rule["train"])
+
+    metrics = json.loads((workdir / "results" / "metrics.json").read_text())
+    acc = metrics["model"]["top_genre_accuracy"]
+    assert isinstance(acc, (int, float)) and 0.0 <= acc <= 1.0, metrics

@@ -1,0 +1,74 @@
+"""Config validation and the helpers the rules share (paths, shards, package modules)."""
+
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+PROJECT_ROOT = Path(workflow.basedir)
+# Rule scripts import the package from this checkout whatever environment runs them
+# (the project's venv, a conda env from envs/, a SLURM job).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")])
+)
+sys.path.insert(0, str(PROJECT_ROOT / "src"))
+
+SUBSET = config["subset"]
+ARCHIVES = ["fma_metadata", f"fma_{SUBSET}"]
+FEATURES_DIR = f"data/processed/fma_features/fma_{SUBSET}"
+PIPELINE_ENV = "../../envs/pipeline.yaml"
+
+
+wildcard_constraints:
+    subset="small|medium|large",
+    archive="fma_(metadata|small|medium|large)",
+    shard=r"\d{3}",
+
+
+def package_module(name):
+    """A module of the package, listed as an input so that editing it reruns the stage."""
+    return str(PROJECT_ROOT / "src" / "fma_genre" / f"{name}.py")
+
+
+def is_local_source():
+    return "://" not in config["source"]
+
+
+def download_source_inputs(wildcards):
+    """The local archive (a mirror folder or the demo's) and the SHA1 list a download needs."""
+    inputs = {}
+    if is_local_source():
+        inputs["archive"] = os.path.join(config["source"], f"{wildcards.archive}.zip")
+    if config["checksums_file"]:
+        inputs["checksums"] = config["checksums_file"]
+    return inputs
+
+
+def feature_shards(wildcards):
+    """The FMA folders (NNN) that hold the subset's tracks, known once the subset table exists."""
+    from fma_genre.layout import shard_of
+    from fma_genre.metadata import read_subset_track_ids
+
+    subset_csv = checkpoints.subset_table.get(subset=SUBSET).output.table
+    return sorted({shard_of(t) for t in read_subset_track_ids(subset_csv)})
+
+
+def feature_status_tables(wildcards):
+    return expand(f"{FEATURES_DIR}/{{shard}}.status.csv", shard=feature_shards(wildcards))
+
+
+def model_display_name():
+    return "tiny random Wav2Vec2-BERT (demo)" if config["tiny_model"] else config["model"]
+
+
+def model_weights_dir():
+    """Where the pretrained weights live, so that compute nodes need no internet."""
+    name = "tiny-random-w2v-bert" if config["tiny_model"] else config["model"].replace("/", "--")
+    return f"data/models/{name}"

@@ -1,0 +1,109 @@
+"""Data stages: (demo archives,) download + verify, unzip + verify, subset table, multi-hot labels."""
+
+
+localrules:
+    demo_archives,
+    download,
+
+
+rule demo_archives:
+    """Synthetic archives packed like FMA's, for the offline demo (config `demo.enabled`)."""
+    input:
+        code=package_module("demo"),
+    output:
+        metadata=f"{config['demo']['source_dir']}/fma_metadata.zip",
+        audio=f"{config['demo']['source_dir']}/fma_small.zip",
+        sha1sums=f"{config['demo']['source_dir']}/SHA1SUMS",
+    log:
+        "logs/demo_archives.log",
+    benchmark:
+        "benchmarks/demo_archives.tsv"
+    params:
+        tracks_per_genre=config["demo"]["tracks_per_genre"],
+        seed=config["demo"]["seed"],
+    threads: 2
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/demo_archives.py"
+
+
+rule download:
+    """Fetch one official archive (resumable, retried) and verify its SHA1."""
+    input:
+        unpack(download_source_inputs),
+        code=package_module("download"),
+    output:
+        archive="data/raw/{archive}.zip",
+    log:
+        "logs/download/{archive}.log",
+    benchmark:
+        "benchmarks/download/{archive}.tsv"
+    params:
+        source=config["source"],
+        retries=config["download_retries"],
+    threads: 1
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/download.py"
+
+
+rule unzip:
+    """Extract a BZIP2 archive atomically and verify every member against its `checksums`."""
+    input:
+        archive="data/raw/{archive}.zip",
+        code=package_module("archive"),
+    output:
+        folder=directory("data/raw/{archive}"),
+    log:
+        "logs/unzip/{archive}.log",
+    benchmark:
+        "benchmarks/unzip/{archive}.tsv"
+    threads: 1
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/unzip.py"
+
+
+checkpoint subset_table:
+    """One row per track of the subset: split, genres, audio path, duration."""
+    input:
+        metadata="data/raw/fma_metadata",
+        code=package_module("metadata"),
+    output:
+        table="data/processed/{subset}_subset.csv",
+    log:
+        "logs/subset_table/{subset}.log",
+    benchmark:
+        "benchmarks/subset_table/{subset}.tsv"
+    params:
+        audio_dir="data/raw/fma_{subset}",
+    threads: 1
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/subset_table.py"
+
+
+rule multihot_labels:
+    """Multi-hot labels over the unified genre vocabulary, from genre ids."""
+    input:
+        table=f"data/processed/{SUBSET}_subset.csv",
+        metadata="data/raw/fma_metadata",
+        code=package_module("labels"),
+    output:
+        multihot=f"data/processed/{SUBSET}_subset_multihot.csv",
+        vocabulary="data/processed/unified_genres.txt",
+    log:
+        "logs/multihot_labels.log",
+    benchmark:
+        "benchmarks/multihot_labels.tsv"
+    params:
+        min_genre_tracks=config["min_genre_tracks"],
+    threads: 1
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/multihot_labels.py"

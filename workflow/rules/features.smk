@@ -1,0 +1,44 @@
+"""Feature stages: log-mel frames per track (one job per FMA folder), then the manifest."""
+
+
+rule log_mel_shard:
+    """Kaldi log-mel frames (float16, frames x 80) for every track of one FMA folder."""
+    input:
+        table=f"data/processed/{SUBSET}_subset.csv",
+        audio=f"data/raw/fma_{SUBSET}",
+        code=[package_module("features"), package_module("logmel"), package_module("audio")],
+    output:
+        features=directory(f"{FEATURES_DIR}/{{shard}}"),
+        status=f"{FEATURES_DIR}/{{shard}}.status.csv",
+    log:
+        f"logs/log_mel_shard/{SUBSET}/{{shard}}.log",
+    benchmark:
+        f"benchmarks/log_mel_shard/{SUBSET}/{{shard}}.tsv"
+    params:
+        min_clip_seconds=config["min_clip_seconds"],
+    threads: config["feature_threads"]
+    resources:
+        mem_mb=2000,
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/log_mel_shard.py"
+
+
+rule feature_manifest:
+    """Every track with its labels, feature file and status (`ok` or why it has none)."""
+    input:
+        multihot=f"data/processed/{SUBSET}_subset_multihot.csv",
+        status=feature_status_tables,
+        code=package_module("manifest"),
+    output:
+        manifest="data/processed/final_feature_manifest.csv",
+    log:
+        "logs/feature_manifest.log",
+    benchmark:
+        "benchmarks/feature_manifest.tsv"
+    threads: 1
+    conda:
+        PIPELINE_ENV
+    script:
+        "../../scripts/feature_manifest.py"
