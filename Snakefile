@@ -1,8 +1,10 @@
 """FMA music-genre pipeline: from the official FMA archives to a fine-tuned Wav2Vec2-BERT
-genre classifier and its metrics. Stages live in workflow/rules/, logic in src/fma_genre/."""
+genre classifier and its metrics. Stages live in workflow/rules/, logic in src/fma_genre/.
+"""
 
 
-configfile: "config/config.yaml"
+# Found from the Snakefile's folder, so that `--directory` runs (the demo) work too.
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -12,6 +14,6 @@ include: "workflow/rules/model.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/metrics.json",
-    default_target: True

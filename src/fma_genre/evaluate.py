@@ -3,8 +3,10 @@ scikit-learn metrics, predictions and plots."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,11 +21,19 @@ from fma_genre.metrics import (
     write_predictions_csv,
 )
 from fma_genre.plots import plot_confusion_matrix, plot_training_curves
-from fma_genre.train import read_training_summary, score_tracks
+from fma_genre.train import SUMMARY_FILE, score_tracks
 
 log = logging.getLogger(__name__)
 
 SCORES_STATUS = "status"
+
+
+def training_facts(model_dir) -> dict:
+    """What metrics.json reports of the training run, from the model's training summary."""
+    summary = json.loads((Path(model_dir) / SUMMARY_FILE).read_text())
+    keys = ("best_epoch", "selection_metric", "epochs_trained", "stopped_early", "training_seconds",
+            "train_clips_per_second", "device", "validation", "settings")
+    return {key: summary[key] for key in keys}
 
 
 def read_manifest(manifest_csv: str | os.PathLike) -> pd.DataFrame:
@@ -120,7 +130,7 @@ def evaluate(
             "excluded": {int(t): r for t, r in sorted(excluded.items())},
             "labels": [g.title for g in vocabulary],
         },
-        {"name": model_name, **read_training_summary(model_dir)},
+        {"name": model_name, **training_facts(model_dir)},
     )
     write_metrics_json(document, metrics_json)
     write_predictions_csv(

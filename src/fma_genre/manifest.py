@@ -41,7 +41,8 @@ def build_manifest(
         status[list(STATUS_COLUMNS)], on="track_id", how="left"
     )
     manifest["path"] = manifest["path"].fillna("")
-    manifest["n_frames"] = manifest["n_frames"].fillna(0).astype(int)
+    # Skipped tracks have an empty n_frames in their shard's table.
+    manifest["n_frames"] = pd.to_numeric(manifest["n_frames"], errors="coerce").fillna(0).astype(int)
     manifest["status"] = manifest["status"].fillna(NO_STATUS)
     label_columns = [c for c in labels.columns if c.startswith("label_")]
     manifest = pd.concat([manifest, labels[label_columns]], axis=1)

@@ -12,7 +12,7 @@ def test_manifest_has_every_track_its_status_and_labels(tmp_path):
         "genre_top": ["Hip-Hop", "Hip-Hop", "Rock", ""], "label_12": [0, 0, 1, 0], "label_21": [1, 1, 0, 0],
     }).to_csv(multihot, index=False)
     shard_000, shard_001 = tmp_path / "000.status.csv", tmp_path / "001.status.csv"
-    pd.DataFrame({"track_id": [2, 5], "path": ["f/000/000002.npy", ""], "n_frames": [2998, 0],
+    pd.DataFrame({"track_id": [2, 5], "path": ["f/000/000002.npy", ""], "n_frames": [2998, ""],
                   "status": ["ok", "empty file"]}).to_csv(shard_000, index=False)
     pd.DataFrame({"track_id": [1482], "path": ["f/001/001482.npy"], "n_frames": [2998],
                   "status": ["ok"]}).to_csv(shard_001, index=False)

@@ -15,6 +15,7 @@ GPU is declared (`Gres=gpu:1`, `gres.conf: Name=gpu Count=1`, no device file) so
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -125,8 +126,7 @@ class SlurmCluster:
             key.write_bytes(os.urandom(1024))
             key.chmod(0o600)
         self.munge_socket = r / "munge" / "munge.socket"
-        self.conf.write_text(
-            f"""\
+        self.conf.write_text(f"""\
 ClusterName=snaketest
 SlurmctldHost=localhost
 SlurmctldPort={_free_port()}
@@ -166,10 +166,11 @@ InactiveLimit=0
 KillWait=5
 NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.node} CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
-"""
-        )
+""")
         # a fake GPU: no device file, so nothing is bound or checked
-        (r / "etc" / "gres.conf").write_text(f"NodeName={self.node} Name=gpu File=/dev/null Count=1\n")
+        (r / "etc" / "gres.conf").write_text(
+            f"NodeName={self.node} Name=gpu File=/dev/null Count=1\n"
+        )
         (r / "etc" / "plugstack.conf").write_text("")
         # snakemake-executor-plugin-slurm-jobstep strips every SLURM_* variable but the
         # job ids before it calls `srun` inside the job, SLURM_CONF included; a real
@@ -186,27 +187,37 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
             cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def run(self, *cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    def run(
+        self, *cmd: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             list(cmd), env=self.env, capture_output=True, text=True, check=check, timeout=timeout
         )
 
     def start(self, timeout: float = 60) -> "SlurmCluster":
+        atexit.register(self.stop)  # backstop if the fixture teardown never runs
         self.write_config()
         m = self.root / "munge"
         self._spawn(
             "munged",
             [
-                _which("munged"), "-F", "--force",
-                f"--key-file={m / 'munge.key'}", f"--socket={self.munge_socket}",
-                f"--pid-file={m / 'munged.pid'}", f"--seed-file={m / 'munged.seed'}",
+                _which("munged"),
+                "-F",
+                "--force",
+                f"--key-file={m / 'munge.key'}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={m / 'munged.pid'}",
+                f"--seed-file={m / 'munged.seed'}",
                 f"--log-file={self.root / 'log' / 'munged.log'}",
             ],
         )
         self._wait(lambda: self.munge_socket.exists(), 15, "munged socket")
         self._spawn("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
-        self._wait(lambda: self.run("scontrol", "ping", check=False).stdout.count("UP") > 0,
-                   timeout, "slurmctld to answer `scontrol ping`")
+        self._wait(
+            lambda: self.run("scontrol", "ping", check=False).stdout.count("UP") > 0,
+            timeout,
+            "slurmctld to answer `scontrol ping`",
+        )
         self._spawn("slurmd", [_which("slurmd"), "-D", "-N", self.node, "-f", str(self.conf)])
         self._wait(self._node_idle, timeout, f"node {self.node} to become idle in sinfo")
         return self

@@ -87,9 +87,7 @@ def make_test_profile(cluster: SlurmCluster, dest: Path) -> Path:
     return dest
 
 
-
-
-def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, timeout: int):
+def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, workdir: Path, timeout: int):
     t0 = time.monotonic()
     proc = subprocess.run(
         [*SNAKEMAKE, *args],
@@ -104,7 +102,7 @@ def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, timeout: in
     if proc.returncode != 0:
         slurm_logs = "\n".join(
             f"--- {p} ---\n{p.read_text(errors='replace')[-2000:]}"
-            for p in sorted(cwd.glob(".snakemake/slurm_logs/**/*.log"))
+            for p in sorted(workdir.glob(".snakemake/slurm_logs/**/*.log"))
         )
         pytest.fail(
             f"snakemake failed ({proc.returncode}) after {elapsed:.0f}s\n{log[-8000:]}\n"
@@ -143,9 +141,9 @@ def check_all_jobs_via_slurm(cluster: SlurmCluster, log: str, local_rules: set[s
     submitted = dict(SUBMITTED.findall(log))  # snakemake jobid -> slurm jobid
     remote = {j: r for j, (r, local) in jobs.items() if not local}
     assert remote, f"no cluster jobs found in the log:\n{log[-4000:]}"
-    assert set(submitted) == set(remote), (
-        f"jobs run without SLURM: {sorted(set(remote) - set(submitted))}; log:\n{log[-4000:]}"
-    )
+    assert set(submitted) == set(
+        remote
+    ), f"jobs run without SLURM: {sorted(set(remote) - set(submitted))}; log:\n{log[-4000:]}"
     for j, (rule, local) in jobs.items():
         if rule in local_rules:
             assert local and j not in submitted, f"local rule {rule} was submitted to SLURM"
@@ -213,7 +211,11 @@ def test_tiny_workflow_on_slurm(cluster: SlurmCluster, tmp_path: Path):
     (tmp_path / "Snakefile").write_text(TINY_SNAKEFILE)
     profile = make_test_profile(cluster, tmp_path / "profile")
     log, elapsed = run_snakemake(
-        cluster, ["--workflow-profile", str(profile), "--snakefile", "Snakefile"], tmp_path, 240
+        cluster,
+        ["--workflow-profile", str(profile), "--snakefile", "Snakefile"],
+        cwd=tmp_path,
+        workdir=tmp_path,
+        timeout=240,
     )
     print(f"tiny workflow on SLURM: {elapsed:.1f}s")
     by_rule = check_all_jobs_via_slurm(cluster, log, {"download", "all"})
@@ -245,14 +247,19 @@ def test_demo_dag_on_slurm(cluster: SlurmCluster, tmp_path: Path):
     log, elapsed = run_snakemake(
         cluster,
         [
-            "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir),
-            "--configfile", str(REPO / "config" / "demo.yaml"),
-            "--workflow-profile", str(profile),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(REPO / "config" / "demo.yaml"),
+            "--workflow-profile",
+            str(profile),
             "results/metrics.json",
         ],
-        REPO,
-        600,
+        cwd=REPO,
+        workdir=workdir,
+        timeout=600,
     )
     print(f"demo DAG on SLURM: {elapsed:.1f}s")
     local_rules = {"demo_archives", "download", "model_weights", "all"}

@@ -15,8 +15,10 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 PROJECT_ROOT = Path(workflow.basedir)
 # Rule scripts import the package from this checkout whatever environment runs them
 # (the project's venv, a conda env from envs/, a SLURM job).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")])
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH")])
+    )
 )
 sys.path.insert(0, str(PROJECT_ROOT / "src"))
 
@@ -61,14 +63,21 @@ def feature_shards(wildcards):
 
 
 def feature_status_tables(wildcards):
-    return expand(f"{FEATURES_DIR}/{{shard}}.status.csv", shard=feature_shards(wildcards))
+    return expand(
+        f"{FEATURES_DIR}/{{shard}}.status.csv", shard=feature_shards(wildcards)
+    )
 
 
 def model_display_name():
-    return "tiny random Wav2Vec2-BERT (demo)" if config["tiny_model"] else config["model"]
+    return (
+        "tiny random Wav2Vec2-BERT (demo)" if config["tiny_model"] else config["model"]
+    )
 
 
 def model_weights_dir():
     """Where the pretrained weights live, so that compute nodes need no internet."""
-    name = "tiny-random-w2v-bert" if config["tiny_model"] else config["model"].replace("/", "--")
-    return f"data/models/{name}"
+    if config["tiny_model"]:
+        return "data/models/tiny-random-w2v-bert"
+    return "data/models/" + "--".join(
+        Path(config["model"]).parts
+    )  # hub ids hold a slash

@@ -18,12 +18,12 @@ rule demo_archives:
         "logs/demo_archives.log",
     benchmark:
         "benchmarks/demo_archives.tsv"
+    conda:
+        PIPELINE_ENV
+    threads: 2
     params:
         tracks_per_genre=config["demo"]["tracks_per_genre"],
         seed=config["demo"]["seed"],
-    threads: 2
-    conda:
-        PIPELINE_ENV
     script:
         "../../scripts/demo_archives.py"
 
@@ -39,12 +39,12 @@ rule download:
         "logs/download/{archive}.log",
     benchmark:
         "benchmarks/download/{archive}.tsv"
+    conda:
+        PIPELINE_ENV
+    threads: 1
     params:
         source=config["source"],
         retries=config["download_retries"],
-    threads: 1
-    conda:
-        PIPELINE_ENV
     script:
         "../../scripts/download.py"
 
@@ -60,9 +60,9 @@ rule unzip:
         "logs/unzip/{archive}.log",
     benchmark:
         "benchmarks/unzip/{archive}.tsv"
-    threads: 1
     conda:
         PIPELINE_ENV
+    threads: 1
     script:
         "../../scripts/unzip.py"
 
@@ -78,11 +78,11 @@ checkpoint subset_table:
         "logs/subset_table/{subset}.log",
     benchmark:
         "benchmarks/subset_table/{subset}.tsv"
-    params:
-        audio_dir="data/raw/fma_{subset}",
-    threads: 1
     conda:
         PIPELINE_ENV
+    threads: 1
+    params:
+        audio_dir="data/raw/fma_{subset}",
     script:
         "../../scripts/subset_table.py"
 
@@ -100,10 +100,10 @@ rule multihot_labels:
         "logs/multihot_labels.log",
     benchmark:
         "benchmarks/multihot_labels.tsv"
-    params:
-        min_genre_tracks=config["min_genre_tracks"],
-    threads: 1
     conda:
         PIPELINE_ENV
+    threads: 1
+    params:
+        min_genre_tracks=config["min_genre_tracks"],
     script:
         "../../scripts/multihot_labels.py"

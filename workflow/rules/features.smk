@@ -6,7 +6,11 @@ rule log_mel_shard:
     input:
         table=f"data/processed/{SUBSET}_subset.csv",
         audio=f"data/raw/fma_{SUBSET}",
-        code=[package_module("features"), package_module("logmel"), package_module("audio")],
+        code=[
+            package_module("features"),
+            package_module("logmel"),
+            package_module("audio"),
+        ],
     output:
         features=directory(f"{FEATURES_DIR}/{{shard}}"),
         status=f"{FEATURES_DIR}/{{shard}}.status.csv",
@@ -14,13 +18,13 @@ rule log_mel_shard:
         f"logs/log_mel_shard/{SUBSET}/{{shard}}.log",
     benchmark:
         f"benchmarks/log_mel_shard/{SUBSET}/{{shard}}.tsv"
-    params:
-        min_clip_seconds=config["min_clip_seconds"],
+    conda:
+        PIPELINE_ENV
     threads: config["feature_threads"]
     resources:
         mem_mb=2000,
-    conda:
-        PIPELINE_ENV
+    params:
+        min_clip_seconds=config["min_clip_seconds"],
     script:
         "../../scripts/log_mel_shard.py"
 
@@ -37,8 +41,8 @@ rule feature_manifest:
         "logs/feature_manifest.log",
     benchmark:
         "benchmarks/feature_manifest.tsv"
-    threads: 1
     conda:
         PIPELINE_ENV
+    threads: 1
     script:
         "../../scripts/feature_manifest.py"

@@ -15,13 +15,13 @@ rule model_weights:
         "logs/model_weights.log",
     benchmark:
         "benchmarks/model_weights.tsv"
+    conda:
+        PIPELINE_ENV
+    threads: 1
     params:
         model=config["model"],
         tiny=config["tiny_model"],
         seed=config["training"]["seed"],
-    threads: 1
-    conda:
-        PIPELINE_ENV
     script:
         "../../scripts/model_weights.py"
 
@@ -32,7 +32,11 @@ rule train:
         manifest="data/processed/final_feature_manifest.csv",
         vocabulary="data/processed/unified_genres.txt",
         weights=model_weights_dir(),
-        code=[package_module("train"), package_module("model"), package_module("logmel")],
+        code=[
+            package_module("train"),
+            package_module("model"),
+            package_module("logmel"),
+        ],
     output:
         model=directory("results/model"),
         training_log="results/training_log.csv",
@@ -40,17 +44,17 @@ rule train:
         "logs/train.log",
     benchmark:
         "benchmarks/train.tsv"
-    params:
-        training=config["training"],
-        # Resumable state lives outside the outputs, which Snakemake deletes before a rerun.
-        state_dir="results/train_state",
+    conda:
+        PIPELINE_ENV
     threads: 2
     resources:
         gpu=1,
         mem_mb=32000,
         runtime=24 * 60,
-    conda:
-        PIPELINE_ENV
+    params:
+        training=config["training"],
+        # Resumable state lives outside the outputs, which Snakemake deletes before a rerun.
+        state_dir="results/train_state",
     script:
         "../../scripts/train.py"
 
@@ -67,9 +71,9 @@ rule baseline:
         "logs/baseline.log",
     benchmark:
         "benchmarks/baseline.tsv"
-    threads: 2
     conda:
         PIPELINE_ENV
+    threads: 2
     script:
         "../../scripts/baseline.py"
 
@@ -82,22 +86,34 @@ rule evaluate:
         baseline_scores="results/baseline_scores.csv",
         manifest="data/processed/final_feature_manifest.csv",
         vocabulary="data/processed/unified_genres.txt",
-        code=[package_module("evaluate"), package_module("metrics"), package_module("plots")],
+        code=[
+            package_module("evaluate"),
+            package_module("metrics"),
+            package_module("plots"),
+        ],
     output:
         metrics="results/metrics.json",
         predictions="results/predictions.csv",
-        confusion_matrix=report("results/confusion_matrix.png", caption="../report/confusion_matrix.rst", category="Evaluation"),
-        training_curves=report("results/training_curves.png", caption="../report/training_curves.rst", category="Training"),
+        confusion_matrix=report(
+            "results/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            category="Evaluation",
+        ),
+        training_curves=report(
+            "results/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
     log:
         "logs/evaluate.log",
     benchmark:
         "benchmarks/evaluate.tsv"
+    conda:
+        PIPELINE_ENV
+    threads: 2
     params:
         subset=config["subset"],
         model_name=model_display_name(),
         batch_size=config["training"]["eval_batch_size"],
-    threads: 2
-    conda:
-        PIPELINE_ENV
     script:
         "../../scripts/evaluate.py"

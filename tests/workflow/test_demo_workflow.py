@@ -1,0 +1,203 @@
+"""The whole DAG on the demo dataset, in a scratch copy of the project: the outputs, the plans of
+`snakemake -n` after each kind of change, and the handling of an interrupted run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demo_project import SNAKEMAKE, copy_project, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TARGET = "results/metrics.json"
+DATA_RULES = {"demo_archives", "download", "unzip", "subset_table", "multihot_labels"}
+BROKEN_CLIP_REASONS = ("empty file", "too short", "undecodable")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A project copy and a working directory where the demo DAG has run to the end."""
+    root = tmp_path_factory.mktemp("demo")
+    project = copy_project(root / "project")
+    workdir = root / "work"
+    plan = planned_jobs(project, workdir, TARGET)
+    # Before the subset table exists, the shards are not known yet (a checkpoint).
+    assert {"demo_archives": 1, "download": 2, "unzip": 2, "subset_table": 1}.items() <= plan.items()
+    assert {"multihot_labels", "feature_manifest", "model_weights", "train", "baseline", "evaluate"} <= set(plan)
+    snakemake(project, workdir, TARGET)
+    return project, workdir
+
+
+def test_manifest_lists_every_track_with_features_or_reason(demo):
+    _, workdir = demo
+    manifest = pd.read_csv(workdir / "data/processed/final_feature_manifest.csv", keep_default_na=False)
+    assert len(manifest) == 8 * 24
+    assert manifest["split"].value_counts().to_dict() == {"training": 128, "validation": 32, "test": 32}
+    broken = manifest[manifest["status"] != "ok"]
+    assert len(broken) == 3
+    assert sorted(r.split(":")[0] for r in broken["status"]) == sorted(BROKEN_CLIP_REASONS)
+    assert (broken["path"] == "").all() and (broken["n_frames"] == 0).all()
+    ok = manifest[manifest["status"] == "ok"]
+    for row in ok.head(5).itertuples():
+        frames = np.load(workdir / row.path)
+        assert frames.dtype == np.float16 and frames.shape == (row.n_frames, 80) and row.n_frames == 2998
+    label_columns = [c for c in manifest.columns if c.startswith("label_")]
+    vocabulary = pd.read_csv(workdir / "data/processed/unified_genres.txt", sep="\t")
+    assert label_columns == [f"label_{g}" for g in vocabulary["genre_id"]]
+    assert vocabulary["top_level"].sum() == 8
+
+
+def test_metrics_show_a_model_that_learned(demo):
+    _, workdir = demo
+    metrics = json.loads((workdir / "results/metrics.json").read_text())
+    assert set(metrics) == {"model", "baseline", "data"}
+    model = metrics["model"]
+    for key in ("top_genre_accuracy", "top_genre_macro_f1", "macro_f1", "micro_f1", "mAP", "roc_auc_macro"):
+        assert 0 <= model[key] <= 1 and 0 <= metrics["baseline"][key] <= 1, key
+    assert model["top_genre_accuracy"] >= 0.9, model
+    assert set(model["per_genre"]) == set(metrics["data"]["labels"])
+    assert metrics["data"]["n_test_tracks_used"] == 32 and metrics["data"]["n_test_tracks_excluded"] == 0
+    assert model["best_epoch"] >= 1 and model["train_clips_per_second"] > 0
+    predictions = pd.read_csv(workdir / "results/predictions.csv")
+    assert len(predictions) == 32
+    assert (predictions["genre_top"] == predictions["predicted_genre_top"]).mean() == pytest.approx(
+        model["top_genre_accuracy"]
+    )
+    for png in ("confusion_matrix.png", "training_curves.png"):
+        assert (workdir / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nothing_to_do_after_a_complete_run(demo):
+    project, workdir = demo
+    assert planned_jobs(project, workdir, TARGET) == {}
+    result = snakemake(project, workdir, TARGET)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_training_rule_asks_for_a_gpu(demo):
+    project, workdir = demo
+    result = snakemake(project, workdir, "-n", "--forcerun", "train", TARGET)
+    train_job = (result.stdout + result.stderr).split("rule train:", 1)[1].split("\n\n", 1)[0]
+    assert "gpu=1" in train_job
+
+
+@contextlib.contextmanager
+def edited(path: Path):
+    """Append a comment to a file, then put back its content and times (as if never edited)."""
+    text, stat = path.read_text(), path.stat()
+    path.write_text(text + "\n# edited by a test\n")
+    try:
+        yield
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def output_times(workdir: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(workdir)): p.stat().st_mtime_ns
+        for folder in ("data", "results")
+        for p in (workdir / folder).rglob("*")
+    }
+
+
+def test_nothing_to_do_after_a_complete_run_and_nothing_touched(demo):
+    project, workdir = demo
+    assert planned_jobs(project, workdir, TARGET) == {}
+    before = output_times(workdir)
+    result = snakemake(project, workdir, TARGET)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert output_times(workdir) == before
+
+
+def test_training_rule_asks_for_a_gpu(demo):
+    project, workdir = demo
+    result = snakemake(project, workdir, "-n", "--forcerun", "train", TARGET)
+    train_job = (result.stdout + result.stderr).split("rule train:", 1)[1].split("\n\n", 1)[0]
+    assert "gpu=1" in train_job
+
+
+def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo):
+    project, workdir = demo
+    n_shards = len(shard_status_files(workdir))
+    with edited(project / "src/fma_genre/logmel.py"):
+        plan = planned_jobs(project, workdir, TARGET)
+    assert plan == {"log_mel_shard": n_shards, "feature_manifest": 1, "train": 1, "baseline": 1, "evaluate": 1}
+    assert planned_jobs(project, workdir, TARGET) == {}
+
+
+def test_a_training_hyper_parameter_reruns_training_and_evaluation_only(demo, tmp_path):
+    project, workdir = demo
+    override = tmp_path / "more_epochs.yaml"
+    override.write_text("training:\n  epochs: 7\n")
+    plan = planned_jobs(project, workdir, TARGET, "--configfile", str(project / "config/demo.yaml"), str(override))
+    assert plan == {"train": 1, "evaluate": 1}
+
+
+def test_editing_the_evaluation_code_reruns_evaluation_only(demo):
+    project, workdir = demo
+    with edited(project / "src/fma_genre/metrics.py"):
+        assert planned_jobs(project, workdir, TARGET) == {"evaluate": 1}
+    with edited(project / "scripts/evaluate.py"):
+        assert planned_jobs(project, workdir, TARGET) == {"evaluate": 1}
+
+
+def shard_status_files(workdir: Path) -> list[Path]:
+    return sorted((workdir / "data/processed/fma_features/fma_small").glob("*.status.csv"))
+
+
+def test_deleting_one_shard_reruns_that_shard_only(demo):
+    project, workdir = demo
+    status = shard_status_files(workdir)[1]
+    status.unlink()
+    shutil.rmtree(status.with_name(status.name.removesuffix(".status.csv")))
+    plan = planned_jobs(project, workdir, TARGET)
+    assert plan == {"log_mel_shard": 1, "feature_manifest": 1, "train": 1, "baseline": 1, "evaluate": 1}
+
+
+def planned_shards(project: Path, workdir: Path, target: str) -> set[str]:
+    result = snakemake(project, workdir, "-n", "--rerun-incomplete", target)
+    return set(re.findall(r"wildcards: shard=(\d{3})", result.stdout + result.stderr))
+
+
+def test_an_interrupted_run_redoes_only_its_unfinished_jobs(demo):
+    """Kill a run in the middle of the feature stage: the jobs that had finished stay done."""
+    project, workdir = demo
+    target = "data/processed/final_feature_manifest.csv"
+    shards = {p.name[:3] for p in shard_status_files(workdir)}
+    (project / "src/fma_genre/logmel.py").write_text(
+        (project / "src/fma_genre/logmel.py").read_text() + "\n# a new version of the log-mel code\n"
+    )
+    assert planned_shards(project, workdir, target) >= shards
+    started = time.time()
+    command = [*SNAKEMAKE, "--snakefile", str(project / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(project / "config/demo.yaml"), "--cores", "1", "--rerun-incomplete", target]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(rewritten := {p.name[:3] for p in shard_status_files(workdir) if p.stat().st_mtime > started}) < 3:
+            assert run.poll() is None, "the run ended before it could be interrupted"
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # no clean-up: the harshest interruption
+        run.wait()
+    plan = planned_shards(project, workdir, target)
+    # Shards without a new status table are redone; of those that wrote one, at most the one
+    # killed between writing it and Snakemake recording it as complete is redone.
+    assert shards - rewritten <= plan
+    assert len(plan & rewritten) <= 1 and plan < shards
+    snakemake(project, workdir, "--rerun-incomplete", target)
+    assert planned_shards(project, workdir, target) == set()
