@@ -30,7 +30,9 @@ from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import (
 )
 
 # w2v-bert-2.0's preprocessor_config.json: 80 Kaldi mel bins, pairs of frames stacked to 160.
-FEATURE_EXTRACTOR_SETTINGS = dict(feature_size=80, num_mel_bins=80, sampling_rate=16000, padding_value=1, stride=2)
+FEATURE_EXTRACTOR_SETTINGS = dict(
+    feature_size=80, num_mel_bins=80, sampling_rate=16000, padding_value=1, stride=2
+)
 
 # w2v-bert-2.0's architecture (relative_key positions clamped to [-64, 8], 160-wide input,
 # depthwise kernel 31) at a size that trains in minutes on two CPU cores.
@@ -114,7 +116,9 @@ class FastRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
         key = self.linear_k(hidden_states).view(heads_shape).transpose(1, 2)
         value = self.linear_v(hidden_states).view(heads_shape).transpose(1, 2)
 
-        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
         attn_output, attn_weights = attention(
             self,
             query,

@@ -44,10 +44,10 @@ FRAMES_PER_SECOND = 100  # log-mel hop of 10 ms
 PADDING_VALUE = float(FEATURE_EXTRACTOR_SETTINGS["padding_value"])
 LABEL_PREFIX = "label_"
 SELECTION_METRICS = ("macro_f1", "mAP")
-LOG_COLUMNS = [
-    "epoch", "step", "train_loss", "val_loss", "val_macro_f1", "val_mAP", "val_top_genre_accuracy",
-    "lr_backbone", "lr_head", "epoch_seconds", "train_clips_per_second",
-]
+LOG_COLUMNS = (
+    "epoch step train_loss val_loss val_macro_f1 val_mAP val_top_genre_accuracy lr_backbone lr_head "
+    "epoch_seconds train_clips_per_second"
+).split()
 STATE_FILE = "state.pt"
 SUMMARY_FILE = "training_summary.json"
 
@@ -65,6 +65,7 @@ class SplitTracks:
     """The tracks of one split with usable features, and why the others have none."""
 
     track_ids: np.ndarray  # (n,) int
+    label_columns: list[str]
     paths: list[str]
     n_frames: np.ndarray  # (n,) int: log-mel frames in each feature file
     targets: np.ndarray  # (n, labels) float32 0/1
@@ -89,7 +90,9 @@ def feature_file_frames(path: str) -> int | str:
 
 def read_split(manifest_csv: str | Path, split: str) -> SplitTracks:
     """The manifest's tracks of `split` whose feature file is readable and well-formed."""
-    manifest = pd.read_csv(manifest_csv, dtype={"genre_top": str, "path": str, "status": str}, keep_default_na=False)
+    manifest = pd.read_csv(
+        manifest_csv, dtype={"genre_top": str, "path": str, "status": str}, keep_default_na=False
+    )
     label_columns = [c for c in manifest.columns if c.startswith(LABEL_PREFIX)]
     rows = manifest[manifest["split"] == split]
     kept, n_frames, excluded = [], [], {}
@@ -102,9 +105,12 @@ def read_split(manifest_csv: str | Path, split: str) -> SplitTracks:
             n_frames.append(frames_or_reason)
     rows = rows.iloc[kept]
     if excluded:
-        log.warning("%s split: %d tracks excluded, e.g. %s", split, len(excluded), next(iter(excluded.items())))
+        log.warning(
+            "%s split: %d tracks excluded, e.g. %s", split, len(excluded), next(iter(excluded.items()))
+        )
     return SplitTracks(
         track_ids=rows["track_id"].to_numpy(dtype=int),
+        label_columns=label_columns,
         paths=rows["path"].tolist(),
         n_frames=np.asarray(n_frames, dtype=int),
         targets=rows[label_columns].to_numpy(dtype=np.float32),
@@ -163,7 +169,9 @@ def collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(input_features), torch.from_numpy(attention_mask), tracks
 
 
-def window_loader(paths: Sequence[str], windows: Sequence[Window], batch_size: int, device: torch.device, threads: int):
+def window_loader(
+    paths: Sequence[str], windows: Sequence[Window], batch_size: int, device: torch.device, threads: int
+):
     # On CPU the model needs every core and loading a crop costs ~1% of its step: load in-process.
     # On a GPU, worker processes read and normalise the next batches while it computes.
     workers = max(1, threads - 1) if device.type == "cuda" else 0
@@ -173,6 +181,9 @@ def window_loader(paths: Sequence[str], windows: Sequence[Window], batch_size: i
         collate_fn=collate,
         num_workers=workers,
         pin_memory=device.type == "cuda",
+        # Its own generator: otherwise each new iterator draws a worker seed from the global RNG,
+        # and a run resumed mid-epoch would get other dropout and SpecAugment masks.
+        generator=torch.Generator().manual_seed(0),
     )
 
 
@@ -187,18 +198,26 @@ def best_device() -> tuple[torch.device, str]:
     return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
 
 
-def parameter_groups(model: torch.nn.Module, lr_backbone: float, lr_head: float, weight_decay: float) -> list[dict]:
+def parameter_groups(
+    model: torch.nn.Module, lr_backbone: float, lr_head: float, weight_decay: float
+) -> list[dict]:
     """AdamW groups: backbone and head at their own learning rates; no decay on biases and norms."""
-    groups = []
-    for part, lr in (("backbone", lr_backbone), ("head", lr_head)):
-        params = [
-            p for name, p in model.named_parameters()
-            if p.requires_grad and name.startswith("wav2vec2_bert.") == (part == "backbone")
-        ]
-        for decays, params_of_kind in ((True, [p for p in params if p.ndim >= 2]), (False, [p for p in params if p.ndim < 2])):
-            if params_of_kind:
-                groups.append({"params": params_of_kind, "lr": lr, "weight_decay": weight_decay if decays else 0.0, "part": part})
-    return groups
+    groups = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            part = "backbone" if name.startswith("wav2vec2_bert.") else "head"
+            decays = param.ndim >= 2
+            group = groups.setdefault(
+                (part, decays),
+                dict(
+                    params=[],
+                    lr=lr_backbone if part == "backbone" else lr_head,
+                    weight_decay=weight_decay if decays else 0.0,
+                    part=part,
+                ),
+            )
+            group["params"].append(param)
+    return list(groups.values())
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):
@@ -221,15 +240,24 @@ def positive_weights(targets: np.ndarray, max_pos_weight: float) -> torch.Tensor
 
 
 @torch.no_grad()
-def window_logits(model, tracks: SplitTracks, window_frames: int, batch_size: int, device, threads: int, desc: str):
+def window_logits(
+    model, tracks: SplitTracks, window_frames: int, batch_size: int, device, threads: int, desc: str
+):
     """(windows, labels) float32 logits of every evaluation window, and each window's track index."""
     model.eval()
     windows = evaluation_windows(tracks.n_frames, window_frames)
     logits, window_tracks = [], []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    for features, mask, track in tqdm(window_loader(tracks.paths, windows, batch_size, device, threads), desc=desc, file=sys.stderr, leave=False):
+    for features, mask, track in tqdm(
+        window_loader(tracks.paths, windows, batch_size, device, threads),
+        desc=desc,
+        file=sys.stderr,
+        leave=False,
+    ):
         with autocast:
-            logits.append(model(input_features=features.to(device), attention_mask=mask.to(device)).logits.float().cpu())
+            logits.append(
+                model(input_features=features.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+            )
         window_tracks.append(track)
     return torch.cat(logits), torch.cat(window_tracks)
 
@@ -319,12 +347,14 @@ def train(
     seed: int = 0,
     threads: int = 2,
     eval_batch_size: int = 16,
+    base_model: str | None = None,
 ) -> dict:
     """Fine-tune the pretrained model, keep the epoch with the best validation `selection_metric`.
 
     Writes the best model to `model_out_dir` (with `training_summary.json`: best epoch, time,
     throughput, excluded tracks) and one row per epoch to `training_log_csv`; returns the summary.
-    `patience`: stop after that many epochs without improvement (None: never).
+    `patience`: stop after that many epochs without improvement (None: never). `base_model`
+    names the pretrained model in the model card (e.g. its hub id; default: `pretrained_dir`).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -332,10 +362,19 @@ def train(
         raise ValueError(f"selection_metric must be one of {SELECTION_METRICS}, got {selection_metric!r}")
     # Everything that changes the result: a saved state from other settings is not resumed.
     settings = dict(
-        manifest_csv=str(manifest_csv), pretrained_dir=str(pretrained_dir), batch_size=batch_size,
-        crop_seconds=crop_seconds, lr_backbone=lr_backbone, lr_head=lr_head, weight_decay=weight_decay,
-        warmup_fraction=warmup_fraction, grad_clip=grad_clip, freeze_backbone=freeze_backbone,
-        selection_metric=selection_metric, max_pos_weight=max_pos_weight, seed=seed,
+        manifest_csv=str(manifest_csv),
+        pretrained_dir=str(pretrained_dir),
+        batch_size=batch_size,
+        crop_seconds=crop_seconds,
+        lr_backbone=lr_backbone,
+        lr_head=lr_head,
+        weight_decay=weight_decay,
+        warmup_fraction=warmup_fraction,
+        grad_clip=grad_clip,
+        freeze_backbone=freeze_backbone,
+        selection_metric=selection_metric,
+        max_pos_weight=max_pos_weight,
+        seed=seed,
     )
     torch.set_num_threads(threads)
     device, device_name = best_device()
@@ -347,8 +386,8 @@ def train(
     label_names = [genre.title for genre in vocabulary]
     top_level_mask = np.array([genre.top_level for genre in vocabulary])
     training, validation = read_split(manifest_csv, "training"), read_split(manifest_csv, "validation")
-    if training.targets.shape[1] != len(vocabulary):
-        raise ValueError(f"{manifest_csv} has {training.targets.shape[1]} label columns, {vocabulary_tsv} {len(vocabulary)} labels")
+    if training.label_columns != [genre.column for genre in vocabulary]:
+        raise ValueError(f"{manifest_csv}: the label columns are not {vocabulary_tsv}'s labels in its order")
     if not len(training.track_ids) or not len(validation.track_ids):
         raise ValueError(f"{manifest_csv}: no usable training or validation tracks")
     crop_frames = round(crop_seconds * FRAMES_PER_SECOND)
@@ -361,28 +400,40 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(max(1, round(warmup_fraction * total_steps)), total_steps)
     )
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=positive_weights(training.targets, max_pos_weight).to(device))
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=positive_weights(training.targets, max_pos_weight).to(device)
+    )
     train_targets = torch.from_numpy(training.targets)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     state_path = Path(state_dir) / STATE_FILE
     progress, best_weights = Progress(), None
     if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
         if state["settings"] == settings:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             set_rng_states(state["rng"])
             progress, best_weights = Progress(**state["progress"]), state["best_weights"]
-            log.info("resuming from %s: %d epochs and %d batches done", state_path, progress.epochs_done, progress.batches_done)
+            log.info(
+                "resuming from %s: %d epochs and %d batches done",
+                state_path,
+                progress.epochs_done,
+                progress.batches_done,
+            )
         else:
             log.warning("ignoring %s: saved with other settings %s", state_path, state["settings"])
 
     def save_state() -> None:
         state = dict(
-            settings=settings, model=model.state_dict(), optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(), rng=rng_states(), progress=asdict(progress), best_weights=best_weights,
+            settings=settings,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            rng=rng_states(),
+            progress=asdict(progress),
+            best_weights=best_weights,
         )
         with atomic_path(state_path) as tmp:
             torch.save(state, tmp)
@@ -403,7 +454,10 @@ def train(
             started = time.perf_counter()
             batches = tqdm(
                 window_loader(training.paths, crops, batch_size, device, threads),
-                desc=f"epoch {epoch}/{epochs}", file=sys.stderr, initial=progress.batches_done, total=steps_per_epoch,
+                desc=f"epoch {epoch}/{epochs}",
+                file=sys.stderr,
+                initial=progress.batches_done,
+                total=steps_per_epoch,
             )
             for features, mask, tracks in batches:
                 with autocast:
@@ -412,8 +466,8 @@ def train(
                 if not torch.isfinite(loss):
                     track_ids = training.track_ids[tracks.numpy()].tolist()
                     raise FloatingPointError(
-                        f"non-finite training loss {loss.item()} at step {progress.step + 1} (epoch {epoch}); "
-                        f"track ids of the batch: {track_ids}"
+                        f"non-finite training loss {loss.item()} at step {progress.step + 1} "
+                        f"(epoch {epoch}); track ids of the batch: {track_ids}"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -428,22 +482,36 @@ def train(
                 if stop_requested.is_set():
                     progress.epoch_train_seconds += time.perf_counter() - started
                     save_state()
-                    raise TrainingInterrupted(f"SIGTERM: stopped at step {progress.step} (epoch {epoch}); state in {state_path}")
+                    raise TrainingInterrupted(
+                        f"SIGTERM: stopped at step {progress.step} (epoch {epoch}); state in {state_path}"
+                    )
             train_seconds = progress.epoch_train_seconds + time.perf_counter() - started
 
             logits, window_tracks = window_logits(
                 model, validation, crop_frames, eval_batch_size, device, threads, desc=f"validation {epoch}"
             )
-            val_loss = loss_fn(logits.to(device), train_targets.new_tensor(validation.targets)[window_tracks].to(device)).item()
+            # Per window, like the training loss; the metrics below are per track.
+            val_loss = loss_fn(
+                logits.to(device), torch.from_numpy(validation.targets)[window_tracks].to(device)
+            ).item()
             metrics = classification_metrics(
-                validation.targets, track_probabilities(logits, window_tracks, len(validation.track_ids)),
-                label_names, top_level_mask, validation.genre_top,
+                validation.targets,
+                track_probabilities(logits, window_tracks, len(validation.track_ids)),
+                label_names,
+                top_level_mask,
+                validation.genre_top,
             )
             row = dict(
-                epoch=epoch, step=progress.step, train_loss=progress.epoch_loss_sum / progress.epoch_clips,
-                val_loss=val_loss, val_macro_f1=metrics["macro_f1"], val_mAP=metrics["mAP"],
-                val_top_genre_accuracy=metrics["top_genre_accuracy"], lr_backbone=learning_rate("backbone"),
-                lr_head=learning_rate("head"), epoch_seconds=progress.epoch_train_seconds + time.perf_counter() - started,
+                epoch=epoch,
+                step=progress.step,
+                train_loss=progress.epoch_loss_sum / progress.epoch_clips,
+                val_loss=val_loss,
+                val_macro_f1=metrics["macro_f1"],
+                val_mAP=metrics["mAP"],
+                val_top_genre_accuracy=metrics["top_genre_accuracy"],
+                lr_backbone=learning_rate("backbone"),
+                lr_head=learning_rate("head"),
+                epoch_seconds=progress.epoch_train_seconds + time.perf_counter() - started,
                 train_clips_per_second=progress.epoch_clips / train_seconds,
             )
             progress.log_rows.append(row)
@@ -452,18 +520,23 @@ def train(
             progress.clips_trained += progress.epoch_clips
             score = metrics[selection_metric] if math.isfinite(metrics[selection_metric]) else -math.inf
             if score > progress.best_metric or best_weights is None:
-                progress.best_metric, progress.best_epoch, progress.epochs_without_improvement = score, epoch, 0
-                best_weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+                progress.best_metric, progress.best_epoch = score, epoch
+                progress.epochs_without_improvement = 0
+                best_weights = {
+                    name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()
+                }
             else:
                 progress.epochs_without_improvement += 1
             progress.epochs_done, progress.batches_done = epoch, 0
             progress.epoch_loss_sum, progress.epoch_clips, progress.epoch_train_seconds = 0.0, 0, 0.0
             log.info(
-                "epoch %d/%d step %d: train loss %.4f, val loss %.4f, macro-F1 %.3f, mAP %.3f, top-genre accuracy %.3f, "
-                "%.1f s, %.1f clips/s; best %s %.3f at epoch %d",
-                epoch, epochs, progress.step, row["train_loss"], val_loss, row["val_macro_f1"], row["val_mAP"],
-                row["val_top_genre_accuracy"], row["epoch_seconds"], row["train_clips_per_second"],
-                selection_metric, progress.best_metric, progress.best_epoch,
+                "epoch %d/%d: %s; best %s %.4f at epoch %d",
+                epoch,
+                epochs,
+                ", ".join(f"{name} {value:.4g}" for name, value in row.items() if name != "epoch"),
+                selection_metric,
+                progress.best_metric,
+                progress.best_epoch,
             )
             save_state()
             write_training_log(progress.log_rows, training_log_csv)
@@ -473,6 +546,7 @@ def train(
     model.load_state_dict(best_weights)
     best = progress.log_rows[progress.best_epoch - 1]
     summary = dict(
+        base_model=base_model or str(pretrained_dir),
         best_epoch=progress.best_epoch,
         selection_metric=selection_metric,
         validation={name: best[f"val_{name}"] for name in ("macro_f1", "mAP", "top_genre_accuracy", "loss")},
@@ -486,33 +560,45 @@ def train(
     )
     save_model(model, pretrained_dir, model_out_dir, summary)
     state_path.unlink(missing_ok=True)
-    log.info("best epoch %d (validation %s %.3f) saved to %s", progress.best_epoch, selection_metric, progress.best_metric, model_out_dir)
+    log.info(
+        "best epoch %d (validation %s %.3f) saved to %s",
+        progress.best_epoch,
+        selection_metric,
+        progress.best_metric,
+        model_out_dir,
+    )
     return summary
 
 
 def model_card(summary: dict, label_names: Sequence[str]) -> str:
+    """README.md of the saved model: what it is, its validation scores, how it was trained."""
     validation = summary["validation"]
+    scores = ", ".join(
+        f"{name} {validation[name]:.4f}" for name in ("macro_f1", "mAP", "top_genre_accuracy", "loss")
+    )
     settings = "\n".join(f"- {name}: {value}" for name, value in summary["settings"].items())
     return f"""---
+base_model: {summary["base_model"]}
 pipeline_tag: audio-classification
 tags: [music-genre-classification, multi-label, fma]
 ---
 # Wav2Vec2-BERT music-genre classifier (FMA)
 
-Fine-tuned from `{summary["settings"]["pretrained_dir"]}` on log-mel crops of the Free Music Archive
-for {len(label_names)} multi-label genres (sigmoid scores; `transformers.pipeline("audio-classification")`
-applies the sigmoid for this model's `multi_label_classification` problem type).
+`{summary["base_model"]}` fine-tuned on log-mel crops of Free Music Archive clips for
+{len(label_names)} genres, multi-label: one sigmoid score per genre (`transformers.pipeline(
+"audio-classification")` applies the sigmoid for the `multi_label_classification` problem type).
 
-Validation at the best epoch ({summary["best_epoch"]} of {summary["epochs_trained"]}, selected on {summary["selection_metric"]}):
-macro-F1 {validation["macro_f1"]:.4f}, mAP {validation["mAP"]:.4f}, top-genre accuracy {validation["top_genre_accuracy"]:.4f},
-loss {validation["loss"]:.4f}.
+Validation at the best epoch, {summary["best_epoch"]} of {summary["epochs_trained"]} \
+(selected on {summary["selection_metric"]}): {scores}.
 
-Trained on {summary["device"]} in {summary["training_seconds"]:.0f} s ({summary["train_clips_per_second"]:.1f} training clips/s).
+Trained on {summary["device"]} in {summary["training_seconds"]:.0f} s \
+({summary["train_clips_per_second"]:.1f} training clips/s).
 
 ## Training settings
 {settings}
 
-Labels: {", ".join(label_names)}
+## Labels
+{", ".join(label_names)}
 """
 
 
@@ -550,6 +636,16 @@ def score_tracks(
         return tracks.track_ids, np.zeros((0, model.config.num_labels), dtype=np.float32), tracks.excluded
     log.info("scoring %d %s tracks on %s", len(tracks.track_ids), split, device_name)
     logits, window_tracks = window_logits(
-        model, tracks, round(window_seconds * FRAMES_PER_SECOND), batch_size, device, threads, desc=f"scoring {split}"
+        model,
+        tracks,
+        round(window_seconds * FRAMES_PER_SECOND),
+        batch_size,
+        device,
+        threads,
+        desc=f"scoring {split}",
     )
-    return tracks.track_ids, track_probabilities(logits, window_tracks, len(tracks.track_ids)), tracks.excluded
+    return (
+        tracks.track_ids,
+        track_probabilities(logits, window_tracks, len(tracks.track_ids)),
+        tracks.excluded,
+    )

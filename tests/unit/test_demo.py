@@ -199,8 +199,9 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path, capsys):
     assert f"{first['fma_small.zip']}  {tmp_path / 'b' / 'fma_small.zip'}" in capsys.readouterr().out
 
 
-def mean_log_band_energies(samples: np.ndarray) -> np.ndarray:
-    """Time-averaged log energies of 40 log-spaced bands, gain removed: a deliberately trivial feature."""
+def log_band_energy_stats(samples: np.ndarray) -> np.ndarray:
+    """Mean and spread over time of the log energies of 40 log-spaced bands, gain removed: a
+    deliberately trivial feature that sees timbre and loudness swings but no rhythm or melody."""
     mono = samples.mean(axis=1)
     frames = np.lib.stride_tricks.sliding_window_view(mono, 2048)[::1024] * np.hanning(2048)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
@@ -208,11 +209,12 @@ def mean_log_band_energies(samples: np.ndarray) -> np.ndarray:
     edges = np.geomspace(30, 16000, 41)
     bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
     log_bands = np.log(bands + 1e-10)
-    return (log_bands - log_bands.mean()).mean(axis=0)
+    log_bands -= log_bands.mean()
+    return np.concatenate([log_bands.mean(axis=0), log_bands.std(axis=0)])
 
 
 def test_genres_are_learnable_from_a_trivial_spectral_feature(tmp_path):
-    write_demo_archives(tmp_path, tracks_per_genre=20, seed=3, clip_seconds=4.0, workers=2)
+    write_demo_archives(tmp_path, tracks_per_genre=20, seed=0, clip_seconds=5.0, workers=2)
     tracks = read_tracks(tmp_path)
     features, genres, splits = [], [], []
     for track_id, data in decode_clips(tmp_path).items():
@@ -222,11 +224,13 @@ def test_genres_are_learnable_from_a_trivial_spectral_feature(tmp_path):
             continue
         if len(samples) < 3 * 44100:
             continue
-        features.append(mean_log_band_energies(samples))
+        features.append(log_band_energy_stats(samples))
         genres.append(tracks.at[track_id, ("track", "genre_top")])
         splits.append(tracks.at[track_id, ("set", "split")])
     features, genres, splits = np.array(features), np.array(genres), np.array(splits)
-    training, test = splits == "training", splits == "test"
+    # Held out: the validation and test artists (two per genre), never seen in training.
+    training, held_out = splits == "training", splits != "training"
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features[training], genres[training])
-    accuracy = model.score(features[test], genres[test])
-    assert test.sum() == 32 and accuracy >= 0.8, accuracy
+    accuracy = model.score(features[held_out], genres[held_out])
+    assert held_out.sum() == 64
+    assert 0.8 <= accuracy < 1.0, accuracy  # learnable, yet genres overlap

@@ -14,6 +14,7 @@ from fma_genre import model as model_module
 from fma_genre.model import (
     FastRelativeKeySelfAttention,
     load_classifier,
+    use_fast_relative_key_attention,
     write_tiny_model,
 )
 
@@ -55,11 +56,18 @@ def test_tiny_model_is_deterministic_and_has_w2v_bert_layout(tmp_path, tiny_mode
     other = load_file(tmp_path / "other" / "model.safetensors")
     assert weights.keys() == again.keys() == other.keys()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
-    assert not torch.equal(weights["encoder.layers.0.self_attn.linear_q.weight"], other["encoder.layers.0.self_attn.linear_q.weight"])
+    assert not torch.equal(
+        weights["encoder.layers.0.self_attn.linear_q.weight"],
+        other["encoder.layers.0.self_attn.linear_q.weight"],
+    )
 
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["position_embeddings_type"] == "relative_key"
-    assert (config["hidden_size"], config["num_hidden_layers"], config["feature_projection_input_dim"]) == (64, 2, 160)
+    assert (config["hidden_size"], config["num_hidden_layers"], config["feature_projection_input_dim"]) == (
+        64,
+        2,
+        160,
+    )
     extractor = json.loads((tiny_model_dir / "preprocessor_config.json").read_text())
     assert extractor["feature_extractor_type"] == "SeamlessM4TFeatureExtractor"
     assert (extractor["stride"], extractor["padding_value"], extractor["num_mel_bins"]) == (2, 1, 80)
@@ -80,12 +88,21 @@ def test_load_classifier_sets_up_a_multi_label_head(tiny_model_dir):
     assert trainable == {"layer_weights", "projector", "classifier"}
 
 
-def test_fast_position_bias_gives_the_stock_logits_and_gradients(tiny_model_dir):
-    fast = load_classifier(tiny_model_dir, LABELS)
-    stock = Wav2Vec2BertForSequenceClassification.from_pretrained(
-        tiny_model_dir, num_labels=len(LABELS), use_weighted_layer_sum=True, layerdrop=0.0, attn_implementation="eager"
-    )
-    stock.load_state_dict(fast.state_dict())
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])  # load_classifier's CPU and CUDA choices
+def test_fast_position_bias_gives_the_stock_logits_and_gradients(tiny_model_dir, attn_implementation):
+    def stock_classifier():
+        return Wav2Vec2BertForSequenceClassification.from_pretrained(
+            tiny_model_dir,
+            num_labels=len(LABELS),
+            use_weighted_layer_sum=True,
+            layerdrop=0.0,
+            attn_implementation=attn_implementation,
+        )
+
+    torch.manual_seed(0)
+    stock, fast = stock_classifier(), stock_classifier()
+    fast.load_state_dict(stock.state_dict())
+    assert use_fast_relative_key_attention(fast) == fast.config.num_hidden_layers
     assert not any(isinstance(m, FastRelativeKeySelfAttention) for m in stock.modules())
     # Longer than the clamp window [-64, 8], so clamped distances are exercised too.
     features, mask = padded_batch([150, 97])
@@ -118,7 +135,13 @@ def test_pooling_ignores_padding(tiny_model_dir):
 def fake_hub_repo(root: Path, with_safetensors: bool) -> Path:
     repo = root / "repo"
     repo.mkdir(parents=True)
-    for name in ["config.json", "preprocessor_config.json", "README.md", "conformer_shaw.pt", "pytorch_model.bin"]:
+    for name in [
+        "config.json",
+        "preprocessor_config.json",
+        "README.md",
+        "conformer_shaw.pt",
+        "pytorch_model.bin",
+    ]:
         (repo / name).write_text(name)
     if with_safetensors:
         (repo / "model.safetensors").write_text("weights")
@@ -146,7 +169,10 @@ def test_fetch_pretrained_keeps_only_what_training_needs(tmp_path, monkeypatch):
     out_dir = tmp_path / "pretrained"
     model_module.fetch_pretrained("facebook/w2v-bert-2.0", out_dir, revision="abc123")
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "preprocessor_config.json"
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
     ]
     assert calls == [("facebook/w2v-bert-2.0", "abc123", model_module.PRETRAINED_FILES)]
 
@@ -155,9 +181,15 @@ def test_fetch_pretrained_keeps_only_what_training_needs(tmp_path, monkeypatch):
     (repo / "model.safetensors").unlink()
     model_module.fetch_pretrained("old/model", out_dir)
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "README.md", "config.json", "preprocessor_config.json", "pytorch_model.bin"
+        "README.md",
+        "config.json",
+        "preprocessor_config.json",
+        "pytorch_model.bin",
     ]
-    assert [patterns for *_, patterns in calls] == [model_module.PRETRAINED_FILES, model_module.PYTORCH_WEIGHTS]
+    assert [patterns for *_, patterns in calls] == [
+        model_module.PRETRAINED_FILES,
+        model_module.PYTORCH_WEIGHTS,
+    ]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -158,8 +158,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={self.jobcomp}
-# finished jobs stay visible to squeue/scontrol for 10 min (squeue-based status)
-MinJobAge=600
+# finished jobs stay visible to squeue/scontrol for 1 h (squeue-based status, GPU checks)
+MinJobAge=3600
 ReturnToService=2
 SlurmdTimeout=60
 InactiveLimit=0

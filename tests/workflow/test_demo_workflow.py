@@ -86,6 +86,14 @@ def test_nothing_to_do_after_a_complete_run(demo):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_html_report_shows_metrics_and_plots_with_captions(demo):
+    project, workdir = demo
+    snakemake(project, workdir, "--report", "results/report.html")
+    report = (workdir / "results/report.html").read_text()
+    for shown in ("metrics.json", "confusion_matrix.png", "training_curves.png", "official FMA"):
+        assert shown in report, shown
+
+
 def test_training_rule_asks_for_a_gpu(demo):
     project, workdir = demo
     result = snakemake(project, workdir, "-n", "--forcerun", "train", TARGET)
@@ -120,6 +128,14 @@ def test_nothing_to_do_after_a_complete_run_and_nothing_touched(demo):
     result = snakemake(project, workdir, TARGET)
     assert "Nothing to be done" in result.stdout + result.stderr
     assert output_times(workdir) == before
+
+
+def test_html_report_shows_metrics_and_plots_with_captions(demo):
+    project, workdir = demo
+    snakemake(project, workdir, "--report", "results/report.html")
+    report = (workdir / "results/report.html").read_text()
+    for shown in ("metrics.json", "confusion_matrix.png", "training_curves.png", "official FMA"):
+        assert shown in report, shown
 
 
 def test_training_rule_asks_for_a_gpu(demo):

@@ -92,7 +92,11 @@ rule evaluate:
             package_module("plots"),
         ],
     output:
-        metrics="results/metrics.json",
+        metrics=report(
+            "results/metrics.json",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+        ),
         predictions="results/predictions.csv",
         confusion_matrix=report(
             "results/confusion_matrix.png",
