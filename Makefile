@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	mkdir -p demo
 	$(SNAKEMAKE) --directory demo --configfile $(CURDIR)/config/demo.yaml \
-		--cores $(CORES) --rerun-incomplete results/metrics.json
+		--workflow-profile $(CURDIR)/workflow/profiles/default --cores $(CORES) results/metrics.json
 	@echo "Demo metrics: demo/results/metrics.json"
 
 ## test: the unit and workflow tests

@@ -630,9 +630,9 @@ def _artist_columns(rng: np.random.Generator, artist_id: int, name: str, genre: 
         "date_created": _timestamp(created_s),
         "favorites": int(rng.integers(0, 60)),
         "id": artist_id,
-        "latitude": latitude + float(rng.normal(0, 0.05)),
+        "latitude": round(latitude + float(rng.normal(0, 0.05)), 6),
         "location": location,
-        "longitude": longitude + float(rng.normal(0, 0.05)),
+        "longitude": round(longitude + float(rng.normal(0, 0.05)), 6),
         "members": _maybe(rng, ", ".join(_title(rng, 1) for _ in range(3)), 0.5),
         "name": name,
         "related_projects": _maybe(rng, _title(rng, 2), 0.1),
@@ -795,10 +795,10 @@ def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 def _readme(title: str, tracks_per_genre: int, seed: int, clip_seconds: float) -> bytes:
     return (
         f"{title}\n\n"
-        "SYNTHETIC DEMO DATA, not the Free Music Archive. Written by fma_genre.demo with\n"
-        f"tracks_per_genre={tracks_per_genre}, seed={seed}, clip_seconds={clip_seconds:g}; packed\n"
-        "like the real FMA archives (https://github.com/mdeff/fma) so that the pipeline can be\n"
-        "run end to end offline. genres.csv is the real FMA file (CC BY 4.0).\n"
+        "SYNTHETIC DEMO DATA, not the Free Music Archive: written by fma_genre.demo with\n"
+        f"tracks_per_genre={tracks_per_genre}, seed={seed}, clip_seconds={clip_seconds:g}.\n"
+        "Packed like the real FMA archives (https://github.com/mdeff/fma) so that the\n"
+        "pipeline runs end to end offline. genres.csv is the real FMA file (CC BY 4.0).\n"
     ).encode()
 
 
