@@ -12,9 +12,7 @@ import hashlib
 import logging
 import os
 import queue
-import shutil
 import sys
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -23,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from fma_genre.atomic import atomic_directory
 from fma_genre.download import parse_sha1sums
 
 log = logging.getLogger(__name__)
@@ -56,15 +55,9 @@ def extract_verified(
     zip_path, dest_dir = Path(zip_path), Path(dest_dir)
     workers = workers or min(8, os.cpu_count() or 1)
     members, expected_sha1 = _read_listing(zip_path, root_name)
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging_dir = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.tmp-", dir=dest_dir.parent))
-    try:
+    with atomic_directory(dest_dir) as staging_dir:
         log.info("extracting %d files of %s into %s", len(members), zip_path, staging_dir)
         _extract_members(zip_path, members, staging_dir, expected_sha1, root_name, workers)
-        _move_into_place(staging_dir, dest_dir)
-    except BaseException:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        raise
     log.info("%s: %d files extracted to %s, %d verified against %s", zip_path.name, len(members),
              dest_dir, len(expected_sha1), CHECKSUMS_MEMBER)
 
@@ -195,21 +188,3 @@ def _member_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, zip_path: Pa
         raise ArchiveError(
             f"{zip_path}: member {info.filename} is damaged: {exc!r} (truncated or corrupt download?)"
         ) from exc
-
-
-def _move_into_place(staging_dir: Path, dest_dir: Path) -> None:
-    """Rename `staging_dir` onto `dest_dir`; an existing `dest_dir` is moved aside first, then deleted."""
-    if not dest_dir.exists():
-        os.rename(staging_dir, dest_dir)
-        return
-    # A fresh folder beside dest_dir to park the old tree in: a unique name on the same filesystem.
-    discard_dir = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.old-", dir=dest_dir.parent))
-    old_dir = discard_dir / dest_dir.name
-    os.rename(dest_dir, old_dir)
-    try:
-        os.rename(staging_dir, dest_dir)
-    except BaseException:
-        os.rename(old_dir, dest_dir)
-        raise
-    finally:
-        shutil.rmtree(discard_dir, ignore_errors=True)

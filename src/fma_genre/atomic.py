@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,3 +34,33 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds.
+
+    An existing `path` is moved aside, not deleted, until the new folder is in place, and is put
+    back if that rename fails. On failure the temporary folder is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        if not path.exists():
+            os.rename(staging, path)
+            return
+        # A rename cannot replace a non-empty folder: park the old one on the same filesystem.
+        discard = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        try:
+            os.rename(path, discard / path.name)
+            try:
+                os.rename(staging, path)
+            except BaseException:
+                os.rename(discard / path.name, path)
+                raise
+        finally:
+            shutil.rmtree(discard, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -90,7 +90,6 @@ class GenreStyle:
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
-DORIAN = (0, 2, 3, 5, 7, 9, 10)
 MINOR_PENTATONIC = (0, 3, 5, 7, 10)
 HIJAZ = (0, 1, 4, 5, 7, 8, 10)
 WHOLE_TONE = (0, 2, 4, 6, 8, 10)
@@ -698,6 +697,8 @@ def _descendants(genre_id: int, genres: pd.DataFrame) -> list[int]:
 
 @dataclass(frozen=True)
 class Catalogue:
+    """The whole synthetic dataset before rendering: its tracks.csv and its clips to render."""
+
     tracks: pd.DataFrame  # tracks.csv, 52 columns
     clip_jobs: list[ClipJob]  # one per small-subset track, by ascending track id
 

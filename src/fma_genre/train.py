@@ -32,11 +32,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoFeatureExtractor
 
-from fma_genre.atomic import atomic_path, write_text
+from fma_genre.atomic import atomic_directory, atomic_path, write_text
+from fma_genre.download import sha1_of
 from fma_genre.labels import read_vocabulary
 from fma_genre.logmel import NUM_MEL_BINS, STACK_STRIDE, normalise_and_stack
 from fma_genre.metrics import classification_metrics
-from fma_genre.model import FEATURE_EXTRACTOR_SETTINGS, atomic_directory, load_classifier
+from fma_genre.model import FEATURE_EXTRACTOR_SETTINGS, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +364,8 @@ def train(
     # Everything that changes the result: a saved state from other settings is not resumed.
     settings = dict(
         manifest_csv=str(manifest_csv),
+        # Recomputed features make an old state stale even under the same path.
+        manifest_sha1=sha1_of(manifest_csv),
         pretrained_dir=str(pretrained_dir),
         batch_size=batch_size,
         crop_seconds=crop_seconds,

@@ -79,28 +79,6 @@ def test_metrics_show_a_model_that_learned(demo):
         assert (workdir / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_nothing_to_do_after_a_complete_run(demo):
-    project, workdir = demo
-    assert planned_jobs(project, workdir, TARGET) == {}
-    result = snakemake(project, workdir, TARGET)
-    assert "Nothing to be done" in result.stdout + result.stderr
-
-
-def test_html_report_shows_metrics_and_plots_with_captions(demo):
-    project, workdir = demo
-    snakemake(project, workdir, "--report", "results/report.html")
-    report = (workdir / "results/report.html").read_text()
-    for shown in ("metrics.json", "confusion_matrix.png", "training_curves.png", "official FMA"):
-        assert shown in report, shown
-
-
-def test_training_rule_asks_for_a_gpu(demo):
-    project, workdir = demo
-    result = snakemake(project, workdir, "-n", "--forcerun", "train", TARGET)
-    train_job = (result.stdout + result.stderr).split("rule train:", 1)[1].split("\n\n", 1)[0]
-    assert "gpu=1" in train_job
-
-
 @contextlib.contextmanager
 def edited(path: Path):
     """Append a comment to a file, then put back its content and times (as if never edited)."""

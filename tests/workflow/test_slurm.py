@@ -12,7 +12,6 @@ starts private daemons); skips otherwise, or fails when the CI variable is set.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
