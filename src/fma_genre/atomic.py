@@ -25,6 +25,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are for everyone to read
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -48,6 +49,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield staging
+        os.chmod(staging, 0o755)
         if not path.exists():
             os.rename(staging, path)
             return
