@@ -44,7 +44,7 @@ def snakemake(project: Path, workdir: Path, *args: str, config: str = "config/de
 
 def planned_jobs(project: Path, workdir: Path, target: str, *args: str) -> dict[str, int]:
     """The rules (with job counts) that `snakemake -n` would run for `target`."""
-    result = snakemake(project, workdir, "-n", "--quiet", "rules", target, *args)
+    result = snakemake(project, workdir, "-n", target, *args)
     output = result.stdout + result.stderr
     if "Nothing to be done" in output:
         return {}

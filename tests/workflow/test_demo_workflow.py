@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fma_genre.layout import shard_of
+from fma_genre.metadata import read_subset_track_ids
+from unit.test_download import RangeHandler
 from demo_project import SNAKEMAKE, copy_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -33,8 +38,9 @@ def demo(tmp_path_factory):
     project = copy_project(root / "project")
     workdir = root / "work"
     plan = planned_jobs(project, workdir, TARGET)
-    # Before the subset table exists, the shards are not known yet (a checkpoint).
-    assert {"demo_archives": 1, "download": 2, "unzip": 2, "subset_table": 1}.items() <= plan.items()
+    # Before the subset table exists, its shards (and so the audio archive they need) are not
+    # known yet: the subset table is a checkpoint; the metadata archive is planned.
+    assert {"demo_archives": 1, "download": 1, "unzip": 1, "subset_table": 1}.items() <= plan.items()
     assert {"multihot_labels", "feature_manifest", "model_weights", "train", "baseline", "evaluate"} <= set(plan)
     snakemake(project, workdir, TARGET)
     return project, workdir
@@ -108,6 +114,38 @@ def test_nothing_to_do_after_a_complete_run_and_nothing_touched(demo):
     assert output_times(workdir) == before
 
 
+def test_download_rule_resumes_a_cut_transfer_of_the_demo_archives_over_http(demo, tmp_path):
+    """The real download code, run by the rule, against a local HTTP server that cuts the
+    first transfer midway; then a wrong SHA1 stops the rule and leaves no archive behind."""
+    project, workdir = demo
+    source = workdir / "data/demo_source"
+    archive = (source / "fma_small.zip").read_bytes()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files = {"fma/fma_small.zip": archive}
+    httpd.requests, httpd.cut_after, httpd.ranges = [], [len(archive) // 2], True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/fma/"
+        mirror = tmp_path / "work"
+        settings = tmp_path / "http.yaml"
+        settings.write_text(f"demo:\n  enabled: false\nsource: '{url}'\nchecksums_file: '{source / 'SHA1SUMS'}'\n")
+        args = ("data/raw/fma_small.zip", "--configfile", str(project / "config/demo.yaml"), str(settings))
+        snakemake(project, mirror, *args)
+        assert (mirror / "data/raw/fma_small.zip").read_bytes() == archive
+        assert [r["range"] for r in httpd.requests] == [None, f"bytes={len(archive) // 2}-"]
+
+        (tmp_path / "wrong").write_text("0" * 40 + "  fma_small.zip\n")
+        settings.write_text(settings.read_text().replace(str(source / "SHA1SUMS"), str(tmp_path / "wrong")))
+        (mirror / "data/raw/fma_small.zip").unlink()
+        result = snakemake(project, mirror, *args, check=False)
+        log = (mirror / "logs/download/fma_small.log").read_text()
+        assert result.returncode != 0 and f"expected {'0' * 40}" in log
+        assert not list((mirror / "data/raw").glob("fma_small.zip*"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_html_report_shows_metrics_and_plots_with_captions(demo):
     project, workdir = demo
     snakemake(project, workdir, "--report", "results/report.html")
@@ -153,11 +191,13 @@ def shard_status_files(workdir: Path) -> list[Path]:
 
 
 def test_deleting_one_shard_reruns_that_shard_only(demo):
+    """Snakemake keeps results whose intermediate inputs were deleted (as with temp files); asked
+    for the deleted shard, it redoes that one shard and everything downstream, nothing else."""
     project, workdir = demo
     status = shard_status_files(workdir)[1]
     status.unlink()
     shutil.rmtree(status.with_name(status.name.removesuffix(".status.csv")))
-    plan = planned_jobs(project, workdir, TARGET)
+    plan = planned_jobs(project, workdir, TARGET, str(status.relative_to(workdir)))
     assert plan == {"log_mel_shard": 1, "feature_manifest": 1, "train": 1, "baseline": 1, "evaluate": 1}
 
 
@@ -170,7 +210,7 @@ def test_an_interrupted_run_redoes_only_its_unfinished_jobs(demo):
     """Kill a run in the middle of the feature stage: the jobs that had finished stay done."""
     project, workdir = demo
     target = "data/processed/final_feature_manifest.csv"
-    shards = {p.name[:3] for p in shard_status_files(workdir)}
+    shards = {shard_of(t) for t in read_subset_track_ids(workdir / "data/processed/small_subset.csv")}
     (project / "src/fma_genre/logmel.py").write_text(
         (project / "src/fma_genre/logmel.py").read_text() + "\n# a new version of the log-mel code\n"
     )
@@ -193,5 +233,6 @@ def test_an_interrupted_run_redoes_only_its_unfinished_jobs(demo):
     # killed between writing it and Snakemake recording it as complete is redone.
     assert shards - rewritten <= plan
     assert len(plan & rewritten) <= 1 and plan < shards
+    snakemake(project, workdir, "--unlock")  # a killed Snakemake leaves its lock behind
     snakemake(project, workdir, "--rerun-incomplete", target)
     assert planned_shards(project, workdir, target) == set()
