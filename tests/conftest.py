@@ -21,3 +21,14 @@ def real_clip() -> Path:
 @pytest.fixture(scope="session")
 def real_genres_csv() -> Path:
     return _shared(REAL_GENRES_CSV)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run torch on one thread for the module, then restore the previous setting."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

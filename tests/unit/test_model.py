@@ -21,13 +21,8 @@ from fma_genre.model import (
 LABELS = ["Rock", "Electronic", "Hip-Hop", "Punk"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread only adds synchronisation (and stalls on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: a second OpenMP thread only adds synchronisation (and stalls on a busy machine).
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

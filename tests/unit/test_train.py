@@ -76,12 +76,8 @@ def write_dataset(root: Path, tracks_per_genre=(4, 2, 2)) -> tuple[Path, Path]:
     return root / "manifest.csv", root / "vocabulary.tsv"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: a second OpenMP thread only adds synchronisation (and stalls on a busy machine).
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
