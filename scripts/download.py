@@ -7,9 +7,10 @@ from fma_genre.logs import log_to
 
 log_to(snakemake.log[0])
 name = Path(snakemake.output.archive).name
-expected = read_sha1sums(snakemake.input.checksums) if "checksums" in snakemake.input.keys() else OFFICIAL_SHA1
+checksums = snakemake.input.checksums if "checksums" in snakemake.input.keys() else None
+expected = read_sha1sums(checksums) if checksums else OFFICIAL_SHA1
 if name not in expected:
-    raise SystemExit(f"no SHA1 known for {name}: add it to the checksums file ({snakemake.input.checksums})")
+    raise SystemExit(f"no SHA1 known for {name} in {checksums or 'the official list'}")
 fetch_archive(
     snakemake.params.source,
     name,
