@@ -20,12 +20,11 @@ from tqdm import tqdm
 
 from fma_genre.atomic import atomic_path
 from fma_genre.audio import UnreadableAudio, decode_mono_16k
-from fma_genre.layout import shard_of
+from fma_genre.layout import STATUS_COLUMNS, shard_of
 from fma_genre.logmel import centre_for_float16, kaldi_log_mel
 
 logger = logging.getLogger(__name__)
 
-STATUS_COLUMNS = ("track_id", "path", "n_frames", "status")
 STATUS_OK = "ok"
 
 

@@ -1,5 +1,8 @@
 """FMA's folder layout: a track's six-digit id names its file, the first three digits its folder."""
 
+# Columns of the status table each feature shard writes, one row per track of its folder.
+STATUS_COLUMNS = ("track_id", "path", "n_frames", "status")
+
 
 def shard_of(track_id: int) -> str:
     """The FMA folder (`000` to `155`) that holds a track: also the unit of one feature job."""

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 import pandas as pd
 
 from fma_genre.atomic import atomic_path
+from fma_genre.layout import STATUS_COLUMNS
 
 log = logging.getLogger(__name__)
 
-STATUS_COLUMNS = ("track_id", "path", "n_frames", "status")
 NO_STATUS = "no feature status (its shard did not report it)"
 
 
