@@ -69,8 +69,14 @@ def fake_finished_run(workdir: Path, subset: str, n_tracks: int) -> None:
     (workdir / "results/model").mkdir(parents=True, exist_ok=True)
     touch(workdir / "results/training_log.csv")
     touch(workdir / "results/baseline_scores.csv")
+    touch(workdir / "results/baseline_summary.json")
     time.sleep(0.05)
-    for name in ("metrics.json", "predictions.csv", "confusion_matrix.png", "training_curves.png"):
+    touch(workdir / "results/test_scores.csv")
+    time.sleep(0.05)
+    for name in ("confusion_matrix.png", "training_curves.png"):
+        touch(workdir / "results" / name)
+    time.sleep(0.05)
+    for name in ("metrics.json", "predictions.csv"):
         touch(workdir / "results" / name)
 
 

@@ -19,8 +19,10 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertForSequenceClassification
 
-from fma_genre.model import TINY_MODEL_CONFIG, use_fast_relative_key_attention
-from fma_genre.train import FRAMES_PER_SECOND, LogMelWindows, collate, random_crops
+from fma_genre.loader import LogMelWindows, collate
+from fma_genre.model import use_fast_relative_key_attention
+from fma_genre.pretrained import TINY_MODEL_CONFIG
+from fma_genre.tracks import FRAMES_PER_SECOND, random_crops
 
 CLIP_FRAMES = 2998  # a 30 s FMA clip
 GPU_BATCH_SIZES = (64, 32, 16, 8)

@@ -1,9 +1,15 @@
-"""Rule baseline: logistic regression on log-mel statistics, test-split scores."""
+"""Rule baseline: logistic regression on log-mel statistics; C and thresholds from validation."""
 
-from fma_genre.evaluate import write_baseline_scores
+from fma_genre.baseline import write_baseline
 from fma_genre.logs import log_to
 
 log_to(snakemake.log[0])
-write_baseline_scores(
-    snakemake.input.manifest, snakemake.input.vocabulary, snakemake.output.scores, n_jobs=snakemake.threads
+write_baseline(
+    snakemake.input.manifest,
+    snakemake.input.status,
+    snakemake.input.vocabulary,
+    snakemake.output.scores,
+    snakemake.output.summary,
+    selection_metric=snakemake.params.selection_metric,
+    n_jobs=snakemake.threads,
 )

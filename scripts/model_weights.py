@@ -1,10 +1,10 @@
-"""Rule model_weights: the pretrained weights from the hub, or the demo's tiny random model."""
+"""Rule model_weights: the pretrained weights of one hub commit, or the demo's tiny random model."""
 
 from fma_genre.logs import log_to
-from fma_genre.model import fetch_pretrained, write_tiny_model
+from fma_genre.pretrained import fetch_pretrained, write_tiny_model
 
 log_to(snakemake.log[0])
 if snakemake.params.tiny:
     write_tiny_model(snakemake.output.weights, seed=snakemake.params.seed)
 else:
-    fetch_pretrained(snakemake.params.model, snakemake.output.weights)
+    fetch_pretrained(snakemake.params.model, snakemake.output.weights, revision=snakemake.params.revision)

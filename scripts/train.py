@@ -3,7 +3,8 @@
 from fma_genre.logs import log_to
 from fma_genre.train import train
 
-log_to(snakemake.log[0])
+# Echoed to the job's stderr: each SLURM attempt's log keeps its own story (SIGTERM, resume).
+log_to(snakemake.log[0], echo=True)
 train(
     snakemake.input.manifest,
     snakemake.input.vocabulary,

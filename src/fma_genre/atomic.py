@@ -11,12 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+TEMPORARY_GLOB = ".*.tmp*"  # the names atomic_path and atomic_directory give their temporaries
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary file lives in the same directory so that the final `os.replace` is atomic.
     `suffix` keeps an extension that a writer insists on (numpy appends `.npy` otherwise).
+    `durable`: the file's data and then the rename are fsynced, so that after a crash or a
+    node failure `path` holds either the old or the whole new content (checkpoints).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,9 +31,32 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are for everyone to read
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what a killed writer left in `folder` (its temporaries); return what was removed."""
+    removed = sorted(Path(folder).glob(TEMPORARY_GLOB))
+    for leftover in removed:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

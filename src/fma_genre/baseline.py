@@ -1,87 +1,105 @@
-"""The reference the fine-tuned model must beat: logistic regression on per-track log-mel statistics.
+"""The classical reference the fine-tuned model must beat: one-vs-rest logistic regression on
+per-track log-mel statistics, its regularisation chosen on the validation split.
 
-Each track becomes 240 numbers per its (frames, 80) log-mel matrix: the mean and standard deviation
-of every mel bin over time (timbre and its spread) and the standard deviation of the frame-to-frame
-differences (how fast each band moves, a cheap rhythm cue).
+Each track becomes 300 numbers: per mel bin, its absolute mean level (timbre: kept by the feature
+stage beside the centred frames), its standard deviation over time and the standard deviation of
+its frame-to-frame differences (how fast each band moves, a cheap rhythm cue); then an MFCC-style
+summary, the mean and standard deviation over time of the first 20 cepstral coefficients
+(orthonormal DCT-II of the log-mel frames, as MFCCs are made) and the standard deviation of their
+differences. `with_levels=False` leaves out everything that needs the absolute levels (the
+per-bin and cepstral means): the baseline as it was before the levels were kept.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.fft
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-N_MEL_BINS = 80
+from fma_genre.atomic import write_text
+from fma_genre.features import LEVEL_COLUMNS
+from fma_genre.labels import read_vocabulary
+from fma_genre.metrics import classification_metrics, tune_thresholds
+from fma_genre.scores import write_scores_csv
+from fma_genre.tracks import SplitTracks, read_split
+
+log = logging.getLogger(__name__)
+
+NAME = "logistic regression on log-mel and MFCC statistics"
+N_CEPSTRA = 20
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strengths tried on the validation split
 
 
-def track_statistics(frames: np.ndarray) -> np.ndarray:
-    """(frames, 80) log-mel → (240,) float32: per-bin mean, std, and std of the first differences."""
-    frames = np.asarray(frames, dtype=np.float32)
-    return np.concatenate([frames.mean(axis=0), frames.std(axis=0), np.diff(frames, axis=0).std(axis=0)])
+def track_statistics(centred: np.ndarray, levels: np.ndarray, with_levels: bool = True) -> np.ndarray:
+    """(frames, 80) centred log-mel + (80,) per-bin mean levels → (300,) float32 statistics
+    (or 200 without the levels)."""
+    centred = np.asarray(centred, dtype=np.float32)
+    cepstra = scipy.fft.dct(centred, type=2, norm="ortho", axis=1)[:, :N_CEPSTRA]
+    spread = [
+        centred.std(axis=0),
+        np.diff(centred, axis=0).std(axis=0),
+        cepstra.std(axis=0),
+        np.diff(cepstra, axis=0).std(axis=0),
+    ]
+    if not with_levels:
+        return np.concatenate(spread).astype(np.float32)
+    # The DCT is linear: the cepstral mean of the absolute frames is the DCT of the mean levels.
+    level_cepstra = scipy.fft.dct(np.asarray(levels, dtype=np.float64), type=2, norm="ortho")[:N_CEPSTRA]
+    return np.concatenate([levels, level_cepstra, *spread]).astype(np.float32)
 
 
-def _read_statistics(path: Path) -> np.ndarray | str:
-    """The statistics of one feature file, or why it cannot give any."""
-    if not path.is_file():
-        return f"missing feature file: {path}"
-    try:
-        frames = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        return f"unreadable feature file: {error}"
-    if frames.ndim != 2 or frames.shape[1] != N_MEL_BINS or frames.shape[0] < 2:
-        return f"bad feature shape {frames.shape}"
-    statistics = track_statistics(frames)
-    if not np.isfinite(statistics).all():
-        return "non-finite features"
-    return statistics
+def read_levels(status_csvs: Sequence[str | os.PathLike]) -> dict[int, np.ndarray]:
+    """{track_id: (80,) mean levels} of every track the feature shards saved."""
+    tables = [pd.read_csv(path, dtype={"status": str}, keep_default_na=False) for path in status_csvs]
+    table = pd.concat(tables, ignore_index=True)
+    table = table[table["status"] == "ok"]
+    missing = [c for c in ("track_id", *LEVEL_COLUMNS) if c not in table.columns]
+    if missing:
+        raise ValueError(f"feature status tables lack column(s) {missing[:3]}: rerun the feature stage")
+    levels = table[list(LEVEL_COLUMNS)].to_numpy(dtype=np.float32)
+    return dict(zip(table["track_id"].astype(int), levels))
 
 
-def load_statistics(
-    manifest: pd.DataFrame, base_dir: str | os.PathLike = "."
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Statistics of the manifest's tracks that have usable features.
-
-    Returns (row positions in `manifest` of the tracks kept, their (n, 240) statistics,
-    {track_id: reason} for the others; the reason is the manifest status unless that is `ok`).
-    """
+def split_statistics(
+    tracks: SplitTracks, levels: dict[int, np.ndarray], with_levels: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """(positions kept in `tracks`, their statistics, {track_id: reason} for the others)."""
     kept, rows, excluded = [], [], {}
-    for position, (track_id, status, path) in enumerate(
-        zip(manifest["track_id"], manifest["status"], manifest["path"].fillna(""))
-    ):
-        result = (
-            _read_statistics(Path(base_dir) / path)
-            if status == "ok" and path
-            else status or "no feature file"
-        )
-        if isinstance(result, str):
-            excluded[int(track_id)] = result
-        else:
+    for position, (track_id, path) in enumerate(zip(tracks.track_ids, tracks.paths)):
+        track_levels = levels.get(int(track_id))
+        if track_levels is None:
+            excluded[int(track_id)] = "no mean levels in its shard's status table"
+            continue
+        statistics = track_statistics(np.load(path), track_levels, with_levels)
+        if np.isfinite(statistics).all():
             kept.append(position)
-            rows.append(result)
-    features = np.stack(rows) if rows else np.empty((0, 3 * N_MEL_BINS), dtype=np.float32)
+            rows.append(statistics)
+        else:
+            excluded[int(track_id)] = "non-finite features"
+    features = np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
     return np.asarray(kept, dtype=int), features, excluded
 
 
-def fit_baseline(features: np.ndarray, labels: np.ndarray, n_jobs: int | None = None):
+def fit_baseline(features: np.ndarray, labels: np.ndarray, c: float, n_jobs: int | None = None):
     """One balanced logistic regression per label on standardised statistics.
 
     The lbfgs solver is deterministic, so there is no seed. A label with a single class in
     training gets a constant score (0 or 1) instead of a model.
     """
     classifier = OneVsRestClassifier(
-        make_pipeline(
-            StandardScaler(),
-            LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000),
-        ),
+        make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000)),
         n_jobs=n_jobs,
     )
     # Threaded BLAS on such small matrices is slower than one thread, and far slower on a busy node.
@@ -91,31 +109,80 @@ def fit_baseline(features: np.ndarray, labels: np.ndarray, n_jobs: int | None = 
         return classifier.fit(features, np.asarray(labels, dtype=int))
 
 
-def baseline_scores(classifier, features: np.ndarray) -> np.ndarray:
-    """(n, L) probabilities of each label."""
-    return classifier.predict_proba(features)
-
-
 def run_baseline(
-    manifest: pd.DataFrame,
-    label_columns: Sequence[str],
-    base_dir: str | os.PathLike = ".",
+    manifest_csv: str | os.PathLike,
+    status_csvs: Sequence[str | os.PathLike],
+    vocabulary_tsv: str | os.PathLike,
+    *,
+    selection_metric: str = "mAP",
+    with_levels: bool = True,
     n_jobs: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Fit on the training split, score the test split.
+) -> dict:
+    """Fit on training with each C of `C_GRID`, keep the best on validation `selection_metric`,
+    tune per-label thresholds on its validation scores, score the test split.
 
-    Returns (test track ids scored, their (n, L) scores, {test track_id: reason} for those left out).
+    Returns {test_ids, test_scores, test_excluded, summary}.
     """
-    training = manifest[manifest["split"] == "training"]
-    test = manifest[manifest["split"] == "test"]
-    train_rows, train_features, _ = load_statistics(training, base_dir)
-    if len(train_rows) == 0:
-        raise ValueError("no training track has usable features")
-    classifier = fit_baseline(
-        train_features, training[list(label_columns)].to_numpy()[train_rows], n_jobs=n_jobs
+    vocabulary = read_vocabulary(vocabulary_tsv)
+    titles, top_level = [g.title for g in vocabulary], np.array([g.top_level for g in vocabulary])
+    levels = read_levels(status_csvs)
+    splits = {split: read_split(manifest_csv, split) for split in ("training", "validation", "test")}
+    statistics = {name: split_statistics(tracks, levels, with_levels) for name, tracks in splits.items()}
+    (train_rows, train_x, _), (val_rows, val_x, _) = statistics["training"], statistics["validation"]
+    if not len(train_rows) or not len(val_rows):
+        raise ValueError(f"{manifest_csv}: no usable training or validation track for the baseline")
+    train_y = splits["training"].targets[train_rows]
+    validation = splits["validation"]
+    val_y, val_genre_top = validation.targets[val_rows], [validation.genre_top[i] for i in val_rows]
+
+    by_c = {}
+    for c in C_GRID:
+        classifier = fit_baseline(train_x, train_y, c, n_jobs)
+        scores = classifier.predict_proba(val_x)
+        by_c[c] = (classification_metrics(val_y, scores, titles, top_level, val_genre_top), classifier, scores)
+        log.info("baseline C=%g: validation %s %.4f", c, selection_metric, by_c[c][0][selection_metric])
+    best_c = max(C_GRID, key=lambda c: _finite(by_c[c][0][selection_metric]))  # ties: the strongest L2
+    val_metrics, classifier, val_scores = by_c[best_c]
+    thresholds = tune_thresholds(val_y, val_scores)
+
+    test_rows, test_x, test_excluded = statistics["test"]
+    test = splits["test"]
+    test_scores = classifier.predict_proba(test_x) if len(test_rows) else np.empty((0, len(titles)))
+    summary = dict(
+        name=NAME,
+        features=int(train_x.shape[1]),
+        with_levels=with_levels,
+        C=best_c,
+        selection_metric=selection_metric,
+        validation_by_C={str(c): _finite(m[selection_metric]) for c, (m, _, _) in by_c.items()},
+        validation={k: val_metrics[k] for k in ("mAP", "top_genre_accuracy", "macro_f1")},
+        label_thresholds=dict(zip(titles, thresholds.tolist())),
     )
-    test_rows, test_features, excluded = load_statistics(test, base_dir)
-    scores = (
-        baseline_scores(classifier, test_features) if len(test_rows) else np.empty((0, len(label_columns)))
+    return dict(
+        test_ids=test.track_ids[test_rows],
+        test_scores=test_scores,
+        test_excluded={**test.excluded, **test_excluded},
+        summary=summary,
     )
-    return test["track_id"].to_numpy()[test_rows], scores, excluded
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
+def write_baseline(
+    manifest_csv, status_csvs, vocabulary_tsv, scores_csv, summary_json, *, selection_metric: str,
+    n_jobs: int | None = None,
+) -> dict:
+    """The baseline stage: test scores (score table) and the summary (C, thresholds, validation)."""
+    result = run_baseline(
+        manifest_csv, status_csvs, vocabulary_tsv, selection_metric=selection_metric, n_jobs=n_jobs
+    )
+    label_columns = [g.column for g in read_vocabulary(vocabulary_tsv)]
+    write_scores_csv(scores_csv, result["test_ids"], result["test_scores"], label_columns, result["test_excluded"])
+    write_text(summary_json, json.dumps(result["summary"], indent=2) + "\n")
+    log.info(
+        "baseline: C=%g, %d test tracks scored, %d excluded",
+        result["summary"]["C"], len(result["test_ids"]), len(result["test_excluded"]),
+    )
+    return result

@@ -1,73 +1,99 @@
-"""Evaluation stage: the model and the baseline scored on the same test tracks, with
-scikit-learn metrics, predictions and plots."""
+"""Evaluation stage: the model's and the baseline's test scores compared on the same tracks, with
+scikit-learn metrics, into `metrics.json` and a predictions table. It reads score tables and the
+model's JSON files only: the model itself is never loaded here (scoring is the `score` rule's).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from pathlib import Path
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fma_genre.atomic import atomic_path
-from fma_genre.baseline import run_baseline
+from fma_genre.atomic import atomic_path, write_text
 from fma_genre.labels import Genre, read_vocabulary
-from fma_genre.metrics import (
-    build_metrics_document,
-    classification_metrics,
-    write_metrics_json,
-    write_predictions_csv,
-)
-from fma_genre.plots import plot_confusion_matrix, plot_training_curves
-from fma_genre.train import SUMMARY_FILE, score_tracks
+from fma_genre.metrics import classification_metrics, predict_top_genre
+from fma_genre.saved_model import read_label_thresholds, read_training_summary
+from fma_genre.scores import read_scores_csv
+from fma_genre.tracks import read_manifest
 
 log = logging.getLogger(__name__)
 
-SCORES_STATUS = "status"
+TRAINING_FACTS = (
+    "best_epoch", "selection_metric", "epochs_trained", "stopped_early", "training_seconds",
+    "train_clips_per_second", "device", "validation", "settings", "base_model_source",
+)
 
 
-def training_facts(model_dir) -> dict:
-    """What metrics.json reports of the training run, from the model's training summary."""
-    summary = json.loads((Path(model_dir) / SUMMARY_FILE).read_text())
-    keys = ("best_epoch", "selection_metric", "epochs_trained", "stopped_early", "training_seconds",
-            "train_clips_per_second", "device", "validation", "settings")
-    return {key: summary[key] for key in keys}
+def build_metrics_document(
+    model_metrics: Mapping, baseline_metrics: Mapping, data_counts: Mapping, model_info: Mapping,
+    baseline_info: Mapping,
+) -> dict:
+    """The metrics.json layout: model (metrics + `model_info`), baseline (+ `baseline_info`), data.
+
+    `data_counts` needs `subset`, `n_test_tracks_used`, `excluded` {track_id: reason} and `labels`;
+    the counts derived from them are filled in here. Both infos need at least `name`.
+    """
+    excluded = {str(track_id): reason for track_id, reason in data_counts["excluded"].items()}
+    return {
+        "model": {**model_metrics, **model_info},
+        "baseline": {**baseline_metrics, **baseline_info},
+        "data": {
+            **data_counts,
+            "split": "test",
+            "excluded": excluded,
+            "n_test_tracks_excluded": len(excluded),
+            "excluded_by_reason": dict(Counter(excluded.values())),
+            "n_labels": len(data_counts["labels"]),
+            "labels": list(data_counts["labels"]),
+        },
+    }
 
 
-def read_manifest(manifest_csv: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(
-        manifest_csv, keep_default_na=False, dtype={"genre_top": str, "path": str, "status": str}
+def _json_ready(value):
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_metrics_json(doc: Mapping, path: str | os.PathLike) -> None:
+    write_text(path, json.dumps(_json_ready(doc), sort_keys=True, indent=2, allow_nan=False) + "\n")
+
+
+def write_predictions_csv(
+    path: str | os.PathLike,
+    track_ids: Sequence[int],
+    scores: np.ndarray,
+    label_titles: Sequence[str],
+    top_level_mask: np.ndarray,
+    genre_top_true: Sequence[str],
+) -> None:
+    """One row per track: id, true and predicted top genre, the prediction's score, every label's score."""
+    scores = np.asarray(scores, dtype=float)
+    predicted, predicted_score = predict_top_genre(scores, label_titles, top_level_mask)
+    table = pd.DataFrame(
+        {
+            "track_id": np.asarray(track_ids, dtype=int),
+            "genre_top": ["" if pd.isna(t) else t for t in genre_top_true],
+            "predicted_genre_top": predicted,
+            "predicted_score": predicted_score,
+        }
     )
-
-
-def write_scores_csv(path, track_ids, scores, label_columns, excluded: dict) -> None:
-    """Scores of the scored tracks (status `ok`) and the excluded ones with their reason."""
-    scored = pd.DataFrame(np.asarray(scores, dtype=float), columns=label_columns)
-    scored.insert(0, SCORES_STATUS, "ok")
-    scored.insert(0, "track_id", np.asarray(track_ids, dtype=int))
-    left_out = pd.DataFrame(
-        {"track_id": list(excluded), SCORES_STATUS: list(excluded.values())}
-    ).astype({"track_id": int})
-    table = pd.concat([scored, left_out], ignore_index=True).sort_values("track_id")
+    table = pd.concat([table, pd.DataFrame(scores, columns=list(label_titles))], axis=1)
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-
-
-def read_scores_csv(path, label_columns) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    table = pd.read_csv(path, keep_default_na=False, dtype={SCORES_STATUS: str})
-    ok = table[SCORES_STATUS] == "ok"
-    excluded = dict(zip(table.loc[~ok, "track_id"].astype(int), table.loc[~ok, SCORES_STATUS]))
-    scored = table[ok]
-    return scored["track_id"].to_numpy(int), scored[label_columns].to_numpy(float), excluded
-
-
-def write_baseline_scores(manifest_csv, vocabulary_tsv, scores_csv, n_jobs: int | None = None) -> None:
-    label_columns = [g.column for g in read_vocabulary(vocabulary_tsv)]
-    track_ids, scores, excluded = run_baseline(read_manifest(manifest_csv), label_columns, n_jobs=n_jobs)
-    write_scores_csv(scores_csv, track_ids, scores, label_columns, excluded)
-    log.info("baseline: %d test tracks scored, %d excluded", len(track_ids), len(excluded))
+        table.to_csv(tmp, index=False, float_format="%.6f")
 
 
 def _restrict(track_ids: np.ndarray, scores: np.ndarray, keep: list[int]) -> np.ndarray:
@@ -75,41 +101,36 @@ def _restrict(track_ids: np.ndarray, scores: np.ndarray, keep: list[int]) -> np.
     return scores[[row_of[t] for t in keep]]
 
 
-def _metrics(scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre]) -> dict:
+def _metrics(scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre], thresholds) -> dict:
     return classification_metrics(
         test[[g.column for g in vocabulary]].to_numpy(int),
         scores,
         [g.title for g in vocabulary],
         np.array([g.top_level for g in vocabulary]),
         test["genre_top"].tolist(),
+        np.asarray(thresholds),
     )
 
 
 def evaluate(
     *,
     model_dir,
-    training_log_csv,
+    test_scores_csv,
     baseline_scores_csv,
+    baseline_summary_json,
     manifest_csv,
     vocabulary_tsv,
     metrics_json,
     predictions_csv,
-    confusion_matrix_png,
-    training_curves_png,
     subset: str,
-    model_name: str,
-    batch_size: int,
-    threads: int,
 ) -> dict:
-    """Score the test split with the model; compare it with the baseline on the same tracks."""
+    """Metrics of the model's and the baseline's test scores on the tracks both scored."""
     vocabulary = read_vocabulary(vocabulary_tsv)
-    label_columns = [g.column for g in vocabulary]
+    label_columns, label_titles = [g.column for g in vocabulary], [g.title for g in vocabulary]
     manifest = read_manifest(manifest_csv)
     test = manifest[manifest["split"] == "test"].set_index("track_id")
 
-    model_ids, model_scores, model_excluded = score_tracks(
-        model_dir, manifest_csv, "test", batch_size=batch_size, threads=threads
-    )
+    model_ids, model_scores, model_excluded = read_scores_csv(test_scores_csv, label_columns)
     baseline_ids, baseline_scores, baseline_excluded = read_scores_csv(baseline_scores_csv, label_columns)
     excluded = {**baseline_excluded, **model_excluded}
     used = sorted(set(model_ids) & set(baseline_ids))
@@ -118,9 +139,16 @@ def evaluate(
     )
     used_test = test.loc[used]
     model_scores = _restrict(model_ids, model_scores, used)
-    model_metrics = _metrics(model_scores, used_test, vocabulary)
-    baseline_metrics = _metrics(_restrict(baseline_ids, baseline_scores, used), used_test, vocabulary)
+    baseline_summary = json.loads(open(baseline_summary_json).read())
+    model_metrics = _metrics(
+        model_scores, used_test, vocabulary, read_label_thresholds(model_dir, label_titles)
+    )
+    baseline_metrics = _metrics(
+        _restrict(baseline_ids, baseline_scores, used), used_test, vocabulary,
+        [baseline_summary["label_thresholds"][title] for title in label_titles],
+    )
 
+    summary = read_training_summary(model_dir)
     document = build_metrics_document(
         model_metrics,
         baseline_metrics,
@@ -128,27 +156,20 @@ def evaluate(
             "subset": subset,
             "n_test_tracks_used": len(used),
             "excluded": {int(t): r for t, r in sorted(excluded.items())},
-            "labels": [g.title for g in vocabulary],
+            "labels": label_titles,
         },
-        {"name": model_name, **training_facts(model_dir)},
+        {"name": summary["base_model_source"]["model_id"], **{k: summary[k] for k in TRAINING_FACTS}},
+        {k: v for k, v in baseline_summary.items() if k != "label_thresholds"},
     )
     write_metrics_json(document, metrics_json)
     write_predictions_csv(
         predictions_csv,
         used,
         model_scores,
-        [g.title for g in vocabulary],
+        label_titles,
         np.array([g.top_level for g in vocabulary]),
         used_test["genre_top"].tolist(),
     )
-    confusion = model_metrics["confusion_matrix"]
-    plot_confusion_matrix(
-        np.asarray(confusion["matrix"]),
-        confusion["labels"],
-        confusion_matrix_png,
-        f"{model_name}: top genre on the test split (accuracy {model_metrics['top_genre_accuracy']:.3f})",
-    )
-    plot_training_curves(training_log_csv, training_curves_png)
     log.info(
         "test: %d tracks used, %d excluded; model top-genre accuracy %.3f, baseline %.3f",
         len(used), len(excluded), model_metrics["top_genre_accuracy"], baseline_metrics["top_genre_accuracy"],

@@ -1,5 +1,6 @@
 """The feature stage: every track of one shard (one FMA folder, `000` to `155`) from MP3 to a
-float16 `.npy` of log-mel frames, with a status table saying which tracks were skipped and why.
+float16 `.npy` of centred log-mel frames, with a status table saying which tracks were skipped
+and why, and holding each saved track's content digest and per-bin mean levels.
 
 This module is imported by each shard job, so it stays light: no pandas, no transformers.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import csv
+import hashlib
+import io
 import logging
 import os
 import sys
@@ -21,24 +24,31 @@ from tqdm import tqdm
 from fma_genre.atomic import atomic_path
 from fma_genre.audio import UnreadableAudio, decode_mono_16k
 from fma_genre.layout import STATUS_COLUMNS, shard_of
-from fma_genre.logmel import centre_for_float16, kaldi_log_mel
+from fma_genre.logmel import NUM_MEL_BINS, centre_for_float16, kaldi_log_mel
 
 logger = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
+# After the STATUS_COLUMNS, a shard's table holds each mel bin's mean log-mel level over the
+# clip: the offset the stored frames lack, which the baseline's timbre statistics need.
+LEVEL_COLUMNS = tuple(f"level_{b:02d}" for b in range(NUM_MEL_BINS))
 
 
-def extract_track(audio_path: str | os.PathLike, npy_path: str | os.PathLike, min_clip_seconds: float) -> int:
-    """Decode one clip and save its centred float16 log-mel frames to `npy_path` atomically;
-    return the frame count.
+def extract_track(
+    audio_path: str | os.PathLike, npy_path: str | os.PathLike, min_clip_seconds: float
+) -> tuple[int, str, np.ndarray]:
+    """Decode one clip and save its centred float16 log-mel frames to `npy_path` atomically.
 
+    Returns the frame count, the SHA1 of the saved file and the (80,) per-bin mean levels.
     Raises `UnreadableAudio` for a clip to skip.
     """
     log_mel = kaldi_log_mel(decode_mono_16k(audio_path, min_clip_seconds))
-    with atomic_path(npy_path) as tmp, open(tmp, "wb") as npy_file:
-        # A file object, not a path: np.save would append `.npy` to the temporary name.
-        np.save(npy_file, centre_for_float16(log_mel))
-    return len(log_mel)
+    centred, levels = centre_for_float16(log_mel)
+    npy = io.BytesIO()
+    np.save(npy, centred)
+    with atomic_path(npy_path) as tmp:
+        tmp.write_bytes(npy.getbuffer())
+    return len(log_mel), hashlib.sha1(npy.getbuffer()).hexdigest(), levels
 
 
 def extract_shard(
@@ -64,16 +74,17 @@ def extract_shard(
             if shard_of(int(row["track_id"])) == shard
         )
 
-    def status_row(track: tuple[int, str]) -> tuple[int, str, int | str, str]:
+    def status_row(track: tuple[int, str]) -> list:
         track_id, audio_path = track
         npy_path = features_dir / f"{track_id:06d}.npy"
+        no_levels = [""] * len(LEVEL_COLUMNS)
         try:
-            n_frames = extract_track(audio_path, npy_path, min_clip_seconds)
+            n_frames, sha1, levels = extract_track(audio_path, npy_path, min_clip_seconds)
         except UnreadableAudio as reason:
-            return track_id, "", "", str(reason)
+            return [track_id, "", "", "", str(reason), *no_levels]
         except Exception as error:  # one bad track must not lose the shard's other tracks
-            return track_id, "", "", f"error: {type(error).__name__}: {error}"
-        return track_id, str(npy_path), n_frames, STATUS_OK
+            return [track_id, "", "", "", f"error: {type(error).__name__}: {error}", *no_levels]
+        return [track_id, str(npy_path), n_frames, sha1, STATUS_OK, *(f"{level:.5g}" for level in levels)]
 
     # Decoding, resampling and the FFT release the GIL, so the pool's threads share the job's
     # cores. BLAS threads (the mel matrix product) would only spin against them: 3x slower
@@ -92,11 +103,14 @@ def extract_shard(
 
     with atomic_path(status_csv) as tmp, open(tmp, "w", newline="") as status_file:
         writer = csv.writer(status_file)
-        writer.writerow(STATUS_COLUMNS)
+        writer.writerow(STATUS_COLUMNS + LEVEL_COLUMNS)
         writer.writerows(rows)
 
     # Grouped by the reason's kind ("too short", "undecodable", ...), not its details.
-    skipped = collections.Counter(status.split(":")[0] for *_, status in rows if status != STATUS_OK)
+    status_index = STATUS_COLUMNS.index("status")
+    skipped = collections.Counter(
+        row[status_index].split(":")[0] for row in rows if row[status_index] != STATUS_OK
+    )
     logger.info(
         "shard %s: %d of %d tracks ok, skipped: %s",
         shard,

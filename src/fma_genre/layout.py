@@ -1,7 +1,9 @@
 """FMA's folder layout: a track's six-digit id names its file, the first three digits its folder."""
 
-# Columns of the status table each feature shard writes, one row per track of its folder.
-STATUS_COLUMNS = ("track_id", "path", "n_frames", "status")
+# Columns of the status table each feature shard writes, one row per track of its folder, and
+# that the manifest carries on. `sha1` is the feature file's content digest, so that the manifest
+# changes whenever a feature's content does.
+STATUS_COLUMNS = ("track_id", "path", "n_frames", "sha1", "status")
 
 
 def shard_of(track_id: int) -> str:

@@ -6,7 +6,7 @@ into model input in two steps, which this module splits at the point worth cachi
 1. `kaldi_log_mel`: 25 ms frames every 10 ms, each with its DC offset removed, pre-emphasised
    (0.97), Povey-windowed, zero-padded to 512 and transformed; power spectrum, 80 Kaldi mel bins
    (20 Hz to 8 kHz, triangles in mel space), natural log with a floor. Stored per track as
-   float16 by `centre_for_float16`.
+   float16 by `centre_for_float16`, each bin's mean level kept beside them.
 2. `normalise_and_stack`: per-bin zero mean, unit variance over the frames, then pairs of frames
    stacked into 160-wide vectors. Done per training crop.
 
@@ -32,6 +32,7 @@ INT16_SCALE = 2.0**15
 # The extractor's normalisation: variance with ddof=1 (torch's default) plus this epsilon.
 NORM_EPSILON = 1e-7
 STACK_STRIDE = 2
+PADDING_VALUE = 1.0  # what the extractor pads stacked frames with (and masks out)
 
 
 def kaldi_mel_filters() -> np.ndarray:
@@ -104,17 +105,18 @@ def kaldi_log_mel(waveform_16k: np.ndarray) -> np.ndarray:
     return np.log(log_mel, out=log_mel)
 
 
-def centre_for_float16(log_mel: np.ndarray) -> np.ndarray:
-    """Log-mel frames minus each bin's mean over the clip, as float16 for storage.
+def centre_for_float16(log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel frames minus each bin's mean over the clip, as float16 for storage; and the means.
 
     `normalise_and_stack` removes any per-bin offset, so the model input stays the same, while
     centred values sit where float16 is finer: the stored-then-stacked features differ from the
-    extractor's by ~1.4e-4 on average instead of ~2.1e-3 for plain float16 log-mel.
+    extractor's by ~1.4e-4 on average instead of ~2.1e-3 for plain float16 log-mel. The (80,)
+    float32 means are the absolute levels, kept beside the frames for whoever needs them.
     """
+    means = log_mel.mean(axis=0, dtype=np.float32)
     centred = np.empty(log_mel.shape, dtype=np.float16)
-    # The offset need not be exact, it only has to be near the values, so a float32 mean will do.
-    np.subtract(log_mel, log_mel.mean(axis=0), out=centred, casting="same_kind")
-    return centred
+    np.subtract(log_mel, means, out=centred, casting="same_kind")
+    return centred, means
 
 
 def normalise_and_stack(frames: np.ndarray) -> np.ndarray:

@@ -23,11 +23,14 @@ def build_manifest(
 ) -> pd.DataFrame:
     """Join the labels with the shards' status tables; write and return the manifest.
 
-    Columns: track_id, split, genre_top, path, n_frames, status, then the label columns.
+    Columns: track_id, split, genre_top, path, n_frames, sha1 (of the feature file), status,
+    then the label columns. The feature digests make the manifest's own SHA1 change with any
+    feature's content, which is what training keys its resume state by.
     """
     labels = pd.read_csv(multihot_csv, dtype={"genre_top": str}, keep_default_na=False)
     statuses = [
-        pd.read_csv(p, dtype={"path": str, "status": str}, keep_default_na=False) for p in status_csvs
+        pd.read_csv(p, dtype={"path": str, "sha1": str, "status": str}, keep_default_na=False)
+        for p in status_csvs
     ]
     status = (
         pd.concat(statuses, ignore_index=True)
@@ -40,7 +43,7 @@ def build_manifest(
     manifest = labels[["track_id", "split", "genre_top"]].merge(
         status[list(STATUS_COLUMNS)], on="track_id", how="left"
     )
-    manifest["path"] = manifest["path"].fillna("")
+    manifest[["path", "sha1"]] = manifest[["path", "sha1"]].fillna("")
     # Skipped tracks have an empty n_frames in their shard's table.
     manifest["n_frames"] = pd.to_numeric(manifest["n_frames"], errors="coerce").fillna(0).astype(int)
     manifest["status"] = manifest["status"].fillna(NO_STATUS)

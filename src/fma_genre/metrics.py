@@ -1,15 +1,13 @@
-"""Test-split metrics for multi-label genre scores, the metrics document and the predictions table.
+"""Metrics of multi-label genre scores (validation during training, the test split in evaluation)
+and the per-label decision thresholds tuned on validation.
 
 Every metric comes from scikit-learn; this module only chooses which labels and tracks enter each.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,13 +16,12 @@ from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     f1_score,
+    precision_recall_curve,
     precision_recall_fscore_support,
     roc_auc_score,
 )
 
-from fma_genre.atomic import atomic_path, write_text
-
-BASELINE_NAME = "logistic regression on log-mel statistics"
+DEFAULT_THRESHOLD = 0.5
 
 
 def predict_top_genre(
@@ -44,12 +41,14 @@ def classification_metrics(
     label_titles: Sequence[str],
     top_level_mask: np.ndarray,
     top_true_titles: Sequence[str],
-    threshold: float = 0.5,
+    thresholds: np.ndarray | None = None,
 ) -> dict:
     """Multi-label metrics over all tracks, top-genre metrics over the tracks with a `genre_top`.
 
-    Labels without a positive test track have no defined recall, AP or AUC: they are left out of
-    the macro averages (and counted), but their false positives still lower the micro F1.
+    Multi-label F1 is computed at the fixed threshold 0.5 and, when `thresholds` (one per label,
+    tuned on another split) are given, at those too (`*_tuned`). Labels without a positive track
+    have no defined recall, AP or AUC: they are left out of the macro averages (and counted), but
+    their false positives still lower the micro F1.
     """
     y_true = np.asarray(y_true, dtype=int)
     scores = np.asarray(scores, dtype=float)
@@ -57,39 +56,65 @@ def classification_metrics(
         raise ValueError(
             f"shapes differ: y_true {y_true.shape}, scores {scores.shape}, {len(label_titles)} labels"
         )
-    y_pred = (scores >= threshold).astype(int)
     n_positives = y_true.sum(axis=0)
     with_positives = np.flatnonzero(n_positives > 0)
     with_both_classes = np.flatnonzero((n_positives > 0) & (n_positives < len(y_true)))
+    fixed = _f1_metrics(y_true, scores >= DEFAULT_THRESHOLD, with_positives)
+    tuned = {} if thresholds is None else _f1_metrics(y_true, scores >= thresholds, with_positives)
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, average=None, zero_division=0
-    )
     per_genre = {
         title: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
+            "precision": fixed["precision"][i],
+            "recall": fixed["recall"][i],
+            "f1": fixed["f1"][i],
+            **({"threshold": float(thresholds[i]), "f1_tuned": tuned["f1"][i]} if tuned else {}),
             "average_precision": (
                 float(average_precision_score(y_true[:, i], scores[:, i])) if n_positives[i] else math.nan
             ),
-            "support": int(support[i]),
+            "support": int(n_positives[i]),
         }
         for i, title in enumerate(label_titles)
     }
-
     metrics = {
         "n_tracks": len(y_true),
-        "threshold": threshold,
-        "macro_f1": _macro(f1_score, y_true, y_pred, with_positives, zero_division=0),
-        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "threshold": DEFAULT_THRESHOLD,
+        "macro_f1": fixed["macro_f1"],
+        "micro_f1": fixed["micro_f1"],
+        **({"macro_f1_tuned": tuned["macro_f1"], "micro_f1_tuned": tuned["micro_f1"]} if tuned else {}),
         "mAP": _macro(average_precision_score, y_true, scores, with_positives),
         "roc_auc_macro": _macro(roc_auc_score, y_true, scores, with_both_classes),
         "n_labels_without_positives": int(len(label_titles) - len(with_positives)),
         "n_labels_skipped_roc_auc": int(len(label_titles) - len(with_both_classes)),
         "per_genre": per_genre,
     }
-    return metrics | _top_genre_metrics(scores, label_titles, top_level_mask, top_true_titles)
+    return metrics | top_genre_metrics(scores, label_titles, top_level_mask, top_true_titles)
+
+
+def _f1_metrics(y_true: np.ndarray, y_pred: np.ndarray, with_positives: np.ndarray) -> dict:
+    y_pred = y_pred.astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "macro_f1": _macro(f1_score, y_true, y_pred, with_positives, zero_division=0),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+    }
+
+
+def tune_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per label, the score threshold with the best F1 on these tracks (0.5 without a positive).
+
+    Candidates are the label's own scores (scikit-learn's precision-recall curve); the chosen
+    threshold is the lowest score still predicted positive at the best F1.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    thresholds = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
+    for label in np.flatnonzero(y_true.sum(axis=0) > 0):
+        precision, recall, candidates = precision_recall_curve(y_true[:, label], scores[:, label])
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        thresholds[label] = candidates[np.argmax(f1)]
+    return thresholds
 
 
 def _macro(metric, y_true: np.ndarray, y_score: np.ndarray, labels: np.ndarray, **kwargs) -> float:
@@ -99,12 +124,13 @@ def _macro(metric, y_true: np.ndarray, y_score: np.ndarray, labels: np.ndarray, 
     return float(metric(y_true[:, labels], y_score[:, labels], average="macro", **kwargs))
 
 
-def _top_genre_metrics(
+def top_genre_metrics(
     scores: np.ndarray,
     label_titles: Sequence[str],
     top_level_mask: np.ndarray,
     top_true_titles: Sequence[str],
 ) -> dict:
+    """Top-genre accuracy, macro-F1 and confusion matrix over the tracks with a true `genre_top`."""
     truth = np.asarray(["" if pd.isna(t) else str(t) for t in top_true_titles], dtype=object)
     has_truth = truth != ""
     if not has_truth.any():
@@ -137,68 +163,3 @@ def _top_genre_metrics(
             "matrix": confusion_matrix(truth, predicted, labels=matrix_labels).tolist(),
         },
     }
-
-
-def build_metrics_document(
-    model_metrics: Mapping, baseline_metrics: Mapping, data_counts: Mapping, model_info: Mapping
-) -> dict:
-    """The metrics.json layout: model (metrics + `model_info`), baseline, and the test data used.
-
-    `data_counts` needs `subset`, `n_test_tracks_used`, `excluded` {track_id: reason} and `labels`;
-    the counts derived from them are filled in here. `model_info` needs at least `name`.
-    """
-    excluded = {str(track_id): reason for track_id, reason in data_counts["excluded"].items()}
-    return {
-        "model": {**model_metrics, **model_info},
-        "baseline": {**baseline_metrics, "name": BASELINE_NAME},
-        "data": {
-            **data_counts,
-            "split": "test",
-            "excluded": excluded,
-            "n_test_tracks_excluded": len(excluded),
-            "excluded_by_reason": dict(Counter(excluded.values())),
-            "n_labels": len(data_counts["labels"]),
-            "labels": list(data_counts["labels"]),
-        },
-    }
-
-
-def _json_ready(value):
-    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as null."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_metrics_json(doc: Mapping, path: str | os.PathLike) -> None:
-    write_text(path, json.dumps(_json_ready(doc), sort_keys=True, indent=2, allow_nan=False) + "\n")
-
-
-def write_predictions_csv(
-    path: str | os.PathLike,
-    track_ids: Sequence[int],
-    scores: np.ndarray,
-    label_titles: Sequence[str],
-    top_level_mask: np.ndarray,
-    genre_top_true: Sequence[str],
-) -> None:
-    """One row per track: id, true and predicted top genre, the prediction's score, every label's score."""
-    scores = np.asarray(scores, dtype=float)
-    predicted, predicted_score = predict_top_genre(scores, label_titles, top_level_mask)
-    table = pd.DataFrame(
-        {
-            "track_id": np.asarray(track_ids, dtype=int),
-            "genre_top": ["" if pd.isna(t) else t for t in genre_top_true],
-            "predicted_genre_top": predicted,
-            "predicted_score": predicted_score,
-        }
-    )
-    table = pd.concat([table, pd.DataFrame(scores, columns=list(label_titles))], axis=1)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")

@@ -1,81 +1,22 @@
 """Wav2Vec2-BERT as a multi-label genre classifier.
 
-`fetch_pretrained` copies facebook/w2v-bert-2.0 from the Hugging Face hub once, so that training
-jobs need no internet; `write_tiny_model` writes a small random model of the same architecture
-for the demo and the tests; `load_classifier` loads either as `Wav2Vec2BertForSequenceClassification`
-with the faster relative position bias of `FastRelativeKeySelfAttention`.
+`load_classifier` loads pretrained weights (see `pretrained.py`) or a fine-tuned model as
+`Wav2Vec2BertForSequenceClassification`, with the faster relative position bias of
+`FastRelativeKeySelfAttention`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 
 import torch
-from huggingface_hub import snapshot_download
-from transformers import (
-    SeamlessM4TFeatureExtractor,
-    Wav2Vec2BertConfig,
-    Wav2Vec2BertForSequenceClassification,
-    Wav2Vec2BertModel,
-)
+from transformers import Wav2Vec2BertForSequenceClassification
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import (
     Wav2Vec2BertSelfAttention,
     eager_attention_forward,
 )
-
-from fma_genre.atomic import atomic_directory
-
-# w2v-bert-2.0's preprocessor_config.json: 80 Kaldi mel bins, pairs of frames stacked to 160.
-FEATURE_EXTRACTOR_SETTINGS = dict(
-    feature_size=80, num_mel_bins=80, sampling_rate=16000, padding_value=1, stride=2
-)
-
-# w2v-bert-2.0's architecture (relative_key positions clamped to [-64, 8], 160-wide input,
-# depthwise kernel 31) at a size that trains in minutes on two CPU cores.
-TINY_MODEL_CONFIG = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=128,
-    feature_projection_input_dim=160,
-    position_embeddings_type="relative_key",
-    left_max_position_embeddings=64,
-    right_max_position_embeddings=8,
-    classifier_proj_size=64,
-)
-
-# The hub files a training job needs; everything else in the repository (e.g. w2v-bert-2.0's
-# 2 GB fairseq2 checkpoint conformer_shaw.pt) stays behind.
-PRETRAINED_FILES = ["*.json", "*.safetensors", "*.txt", "*.md"]
-PYTORCH_WEIGHTS = ["pytorch_model*.bin"]  # only fetched for a repository without safetensors
-
-
-def fetch_pretrained(model_id: str, out_dir: str | os.PathLike, revision: str | None = None) -> None:
-    """Download the config, weights and preprocessor config of a hub model into `out_dir`."""
-    with atomic_directory(out_dir) as staging:
-        snapshot_download(model_id, revision=revision, local_dir=staging, allow_patterns=PRETRAINED_FILES)
-        if not any(staging.glob("*.safetensors")):
-            snapshot_download(model_id, revision=revision, local_dir=staging, allow_patterns=PYTORCH_WEIGHTS)
-        # snapshot_download's bookkeeping for resuming into local_dir; not part of the model.
-        shutil.rmtree(staging / ".cache", ignore_errors=True)
-
-
-def feature_extractor() -> SeamlessM4TFeatureExtractor:
-    """w2v-bert-2.0's feature extractor: what `transformers.pipeline` uses on raw audio."""
-    return SeamlessM4TFeatureExtractor(**FEATURE_EXTRACTOR_SETTINGS)
-
-
-def write_tiny_model(out_dir: str | os.PathLike, seed: int = 0) -> None:
-    """Save a randomly initialised tiny Wav2Vec2-BERT (the same for the same seed) and its extractor."""
-    with torch.random.fork_rng(devices=[]):  # leaves the caller's random stream untouched
-        torch.manual_seed(seed)
-        model = Wav2Vec2BertModel(Wav2Vec2BertConfig(**TINY_MODEL_CONFIG))
-    with atomic_directory(out_dir) as staging:
-        model.save_pretrained(staging)
-        feature_extractor().save_pretrained(staging)
 
 
 class FastRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
@@ -146,27 +87,27 @@ def load_classifier(
 ) -> Wav2Vec2BertForSequenceClassification:
     """A multi-label Wav2Vec2-BERT classifier from a pretrained backbone or a fine-tuned model.
 
-    `label_names` (genre titles, in label order) gives a pretrained backbone its new head; a
-    fine-tuned model keeps its own labels when it is None. `freeze_backbone` leaves only the
-    head (layer weights, projector, classifier) trainable: a linear probe.
+    `label_names` (genre titles, in label order) gives a pretrained backbone its new head, set up
+    for this task; a fine-tuned model (None) is loaded as it was saved. `freeze_backbone` leaves
+    only the head (layer weights, projector, classifier) trainable: a linear probe.
     """
     device = torch.device(device)
-    labels = {}
+    new_head = {}
     if label_names is not None:
-        labels = dict(
+        if len(set(label_names)) != len(label_names):
+            raise ValueError("label names must be unique")
+        new_head = dict(
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
+            problem_type="multi_label_classification",
+            use_weighted_layer_sum=True,
+            layerdrop=0.0,  # the weighted layer sum needs every layer's output
+            add_adapter=False,  # w2v-bert-2.0's config has one; sequence classification cannot use it
         )
-        if len(labels["label2id"]) != len(label_names):
-            raise ValueError("label names must be unique")
     model = Wav2Vec2BertForSequenceClassification.from_pretrained(
         model_dir,
-        **labels,
-        problem_type="multi_label_classification",
-        use_weighted_layer_sum=True,
-        layerdrop=0.0,  # the weighted layer sum needs every layer's output
-        add_adapter=False,  # w2v-bert-2.0's config has one; sequence classification cannot use it
+        **new_head,
         # SDPA takes the position bias as an additive float mask. On CPU, PyTorch's SDPA with a
         # float mask that needs a gradient is ~8x slower than the eager softmax(QK^T + bias)V.
         attn_implementation="sdpa" if device.type == "cuda" else "eager",

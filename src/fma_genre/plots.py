@@ -1,4 +1,5 @@
-"""The report's figures: the top-genre confusion matrix and the training curves.
+"""The report's figures: the model's top-genre confusion matrix on the test split and the
+training curves, drawn from the score table and the training log (the `plots` rule).
 
 Figures have a fixed size in inches at a fixed DPI (no tight bounding box), so a PNG's pixel size
 follows from its content count alone.
@@ -19,6 +20,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fma_genre.atomic import atomic_path  # noqa: E402
+from fma_genre.labels import read_vocabulary  # noqa: E402
+from fma_genre.metrics import top_genre_metrics  # noqa: E402
+from fma_genre.scores import read_scores_csv  # noqa: E402
+from fma_genre.tracks import read_manifest  # noqa: E402
 
 DPI = 100
 CONFUSION_INCHES_PER_LABEL = 0.7
@@ -62,14 +67,14 @@ def plot_confusion_matrix(
 
 
 def plot_training_curves(training_log_csv: str | os.PathLike, png_path: str | os.PathLike) -> None:
-    """Left: train and validation loss; right: validation macro-F1, mAP and top-genre accuracy."""
+    """Left: train and validation loss; right: validation mAP, top-genre accuracy and macro-F1."""
     log = pd.read_csv(training_log_csv)
     panels = {
         "loss": {"train_loss": "train", "val_loss": "validation"},
         "validation metric": {
-            "val_macro_f1": "macro F1",
             "val_mAP": "mAP",
             "val_top_genre_accuracy": "top-genre accuracy",
+            "val_macro_f1": "macro F1 at 0.5",
         },
     }
     figure, all_axes = plt.subplots(1, len(panels), figsize=TRAINING_CURVES_INCHES, layout="constrained")
@@ -84,3 +89,24 @@ def plot_training_curves(training_log_csv: str | os.PathLike, png_path: str | os
         axes.grid(alpha=0.3)
         axes.legend()
     _save(figure, png_path)
+
+
+def draw_figures(
+    *, test_scores_csv, manifest_csv, vocabulary_tsv, training_log_csv, confusion_matrix_png,
+    training_curves_png, model_name: str,
+) -> None:
+    """Both figures of the report, from the model's test scores and the training log."""
+    vocabulary = read_vocabulary(vocabulary_tsv)
+    track_ids, scores, _ = read_scores_csv(test_scores_csv, [g.column for g in vocabulary])
+    genre_top = read_manifest(manifest_csv).set_index("track_id").loc[track_ids, "genre_top"]
+    top = top_genre_metrics(
+        scores, [g.title for g in vocabulary], np.array([g.top_level for g in vocabulary]), genre_top.tolist()
+    )
+    plot_confusion_matrix(
+        top["confusion_matrix"]["matrix"],
+        top["confusion_matrix"]["labels"],
+        confusion_matrix_png,
+        f"{model_name}: top genre, {top['n_tracks_top_genre']} test tracks "
+        f"(accuracy {top['top_genre_accuracy']:.3f})",
+    )
+    plot_training_curves(training_log_csv, training_curves_png)

@@ -1,6 +1,7 @@
 """The feature stage over one shard: saved frames, skipped clips and the status table."""
 
 import csv
+import hashlib
 import logging
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from test_audio import write_sine_mp3
 
 from fma_genre.audio import decode_mono_16k
-from fma_genre.features import extract_shard
+from fma_genre.features import LEVEL_COLUMNS, extract_shard
 from fma_genre.logmel import centre_for_float16, kaldi_log_mel
 
 
@@ -56,11 +57,19 @@ def test_shard_saves_good_clips_and_records_why_others_were_skipped(shard_workdi
     waveform = decode_mono_16k(real_clip)
     n_frames = 1 + (len(waveform) - 400) // 160
     status = read_csv(shard_workdir / "status" / "000.csv")
-    assert list(status[0]) == ["track_id", "path", "n_frames", "status"]
+    assert list(status[0]) == ["track_id", "path", "n_frames", "sha1", "status", *LEVEL_COLUMNS]
+    assert len(LEVEL_COLUMNS) == 80 and LEVEL_COLUMNS[0] == "level_00"
     assert [row["track_id"] for row in status] == ["2", "5", "10", "20", "30"]
     good, empty, noise, short, missing = status
-    assert good == {"track_id": "2", "path": "features/000002.npy", "n_frames": str(n_frames), "status": "ok"}
-    assert empty == {"track_id": "5", "path": "", "n_frames": "", "status": "empty file"}
+    npy_bytes = (shard_workdir / "features" / "000002.npy").read_bytes()
+    assert {k: good[k] for k in ("track_id", "path", "n_frames", "sha1", "status")} == {
+        "track_id": "2", "path": "features/000002.npy", "n_frames": str(n_frames),
+        "sha1": hashlib.sha1(npy_bytes).hexdigest(), "status": "ok",
+    }
+    assert {k: empty[k] for k in ("track_id", "path", "n_frames", "sha1", "status")} == {
+        "track_id": "5", "path": "", "n_frames": "", "sha1": "", "status": "empty file"
+    }
+    assert all(empty[c] == "" for c in LEVEL_COLUMNS)
     assert noise["status"].startswith("undecodable: ")
     assert short["status"] == "too short: 2.0 s < 5.0 s"
     assert missing["status"].startswith("error: FileNotFoundError: ")
@@ -73,8 +82,10 @@ def test_shard_saves_good_clips_and_records_why_others_were_skipped(shard_workdi
     assert saved.dtype == np.float16
     assert saved.shape == (n_frames, 80)
     # within one float16 step: the stage runs BLAS on one thread, which may round differently
-    expected = centre_for_float16(kaldi_log_mel(waveform))
+    expected, levels = centre_for_float16(kaldi_log_mel(waveform))
     np.testing.assert_allclose(saved.astype(np.float32), expected.astype(np.float32), rtol=1e-3, atol=1e-4)
+    # the per-bin levels the stored frames lack, to 5 significant digits
+    np.testing.assert_allclose([float(good[c]) for c in LEVEL_COLUMNS], levels, rtol=1e-4)
 
     assert "shard 000: 1 of 5 tracks ok" in caplog.text
     assert "'too short': 1" in caplog.text
@@ -90,5 +101,6 @@ def test_a_shard_takes_only_its_own_tracks(shard_workdir):
 def test_a_shard_without_tracks_still_makes_its_outputs(shard_workdir):
     extract_shard("subset.csv", "099", "features_099", "status/099.csv", min_clip_seconds=5.0, threads=1)
     assert read_csv("status/099.csv") == []
-    assert (shard_workdir / "status" / "099.csv").read_text().strip() == "track_id,path,n_frames,status"
+    header = (shard_workdir / "status" / "099.csv").read_text().strip()
+    assert header == ",".join(["track_id", "path", "n_frames", "sha1", "status", *LEVEL_COLUMNS])
     assert list((shard_workdir / "features_099").iterdir()) == []

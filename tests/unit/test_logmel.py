@@ -63,7 +63,7 @@ def test_log_mel_frames_match_the_extractors_fbank(extractor, real_waveform):
 
 
 def test_stored_features_give_the_extractors_model_input(extractor, real_waveform):
-    stored = centre_for_float16(kaldi_log_mel(real_waveform))
+    stored, _ = centre_for_float16(kaldi_log_mel(real_waveform))
     assert stored.dtype == np.float16
     ours = normalise_and_stack(stored)
     reference = model_input(extractor, real_waveform)["input_features"][0]
@@ -78,10 +78,22 @@ def test_stored_features_give_the_extractors_model_input(extractor, real_wavefor
 def test_centring_keeps_the_model_input_and_beats_plain_float16(real_waveform):
     log_mel = kaldi_log_mel(real_waveform)
     exact = normalise_and_stack(log_mel)
-    centred_error = np.abs(normalise_and_stack(centre_for_float16(log_mel)) - exact).mean()
+    centred, levels = centre_for_float16(log_mel)
+    centred_error = np.abs(normalise_and_stack(centred) - exact).mean()
     plain_error = np.abs(normalise_and_stack(log_mel.astype(np.float16)) - exact).mean()
     print(f"mean abs error of float16 storage: centred {centred_error:.3g}, plain {plain_error:.3g}")
     assert centred_error < plain_error / 5
+
+
+def test_centred_frames_plus_levels_give_back_the_absolute_log_mel(real_waveform):
+    log_mel = kaldi_log_mel(real_waveform)
+    centred, levels = centre_for_float16(log_mel)
+    assert levels.shape == (80,) and levels.dtype == np.float32
+    np.testing.assert_allclose(levels, log_mel.mean(axis=0), rtol=1e-5)
+    assert 5 < levels.mean() < 40  # absolute log power levels, not a centred ~0
+    restored = centred.astype(np.float32) + levels
+    # within float16's resolution of the centred values (~1e-3 near |x| ~ 2)
+    assert np.abs(restored - log_mel).max() < 0.02 and np.abs(restored - log_mel).mean() < 1e-3
 
 
 def test_odd_last_frame_is_dropped_where_the_extractor_pads_and_masks_it(extractor, real_waveform):

@@ -1,4 +1,5 @@
-"""Test-split metrics against values worked out by hand, the metrics document and the predictions table."""
+"""Metrics against values worked out by hand, tuned thresholds, the metrics document and the
+predictions table."""
 
 import json
 
@@ -6,13 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fma_genre.metrics import (
-    BASELINE_NAME,
-    build_metrics_document,
-    classification_metrics,
-    write_metrics_json,
-    write_predictions_csv,
-)
+from fma_genre.evaluate import build_metrics_document, write_metrics_json, write_predictions_csv
+from fma_genre.metrics import classification_metrics, tune_thresholds
 
 TITLES = ["Rock", "Electronic", "Punk", "Folk"]
 TOP_LEVEL = np.array([True, True, False, True])
@@ -70,6 +66,7 @@ def test_per_genre_by_hand(metrics):
     assert metrics["per_genre"]["Punk"] == pytest.approx(
         {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "average_precision": 0.5, "support": 1}
     )
+    assert "macro_f1_tuned" not in metrics and "threshold" not in metrics["per_genre"]["Punk"]
     folk = metrics["per_genre"]["Folk"]
     assert (folk["precision"], folk["recall"], folk["f1"], folk["support"]) == (0.0, 0.0, 0.0, 0)
     assert np.isnan(folk["average_precision"])
@@ -83,6 +80,22 @@ def test_no_positive_and_no_genre_top_anywhere_gives_nan_without_warnings():
     assert empty["n_tracks_top_genre"] == 0
     assert np.isnan(empty["top_genre_accuracy"])
     assert empty["confusion_matrix"] == {"labels": [], "matrix": []}
+
+
+def test_tuned_thresholds_maximise_f1_per_label_by_hand():
+    thresholds = tune_thresholds(Y_TRUE, SCORES)
+    # Rock: positives 0.9 and 0.4, negatives 0.7, 0.2, 0.1: ">= 0.4" catches both at one false
+    # positive (F1 0.8), ">= 0.9" one alone (F1 2/3). Electronic: 0.8, 0.6 above every negative.
+    # Punk: its positive 0.6 is below a negative's 0.7: ">= 0.6" (F1 2/3) beats ">= 0.7" (0) and
+    # any lower threshold (more false positives). Folk has no positive: the default 0.5 stays.
+    np.testing.assert_allclose(thresholds, [0.4, 0.6, 0.6, 0.5])
+    tuned = classification_metrics(Y_TRUE, SCORES, TITLES, TOP_LEVEL, GENRE_TOP, thresholds)
+    assert tuned["macro_f1_tuned"] == pytest.approx((0.8 + 1 + 2 / 3) / 3)
+    # Micro at the tuned thresholds: TP 5, FP 2 (Rock 0.7, Punk 0.7), FN 0.
+    assert tuned["micro_f1_tuned"] == pytest.approx(10 / 12)
+    assert tuned["per_genre"]["Rock"]["threshold"] == 0.4 and tuned["per_genre"]["Rock"]["f1_tuned"] == 0.8
+    # The fixed-threshold numbers are unchanged beside them.
+    assert tuned["macro_f1"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
 
 
 def test_metrics_document_layout_and_json(tmp_path, metrics):
@@ -102,6 +115,7 @@ def test_metrics_document_layout_and_json(tmp_path, metrics):
             "training_seconds": 12.5,
             "train_clips_per_second": 40.0,
         },
+        {"name": "logistic regression", "C": 0.1},
     )
     write_metrics_json(doc, tmp_path / "metrics.json")
     text = (tmp_path / "metrics.json").read_text()
@@ -112,7 +126,7 @@ def test_metrics_document_layout_and_json(tmp_path, metrics):
     assert read["model"]["best_epoch"] == 3
     assert read["model"]["top_genre_accuracy"] == 0.75
     assert read["model"]["per_genre"]["Folk"]["average_precision"] is None
-    assert read["baseline"]["name"] == BASELINE_NAME
+    assert read["baseline"]["name"] == "logistic regression" and read["baseline"]["C"] == 0.1
     assert read["baseline"]["mAP"] is None
     assert read["data"] == {
         "subset": "small",

@@ -1,7 +1,10 @@
-"""The model module: tiny model, classifier loading, the fast position bias, fetching from the hub."""
+"""The model and pretrained modules: tiny model, classifier loading, the fast position bias,
+fetching one pinned commit from the hub."""
 
+import hashlib
 import json
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -10,13 +13,14 @@ from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import Wav2Vec2BertForSequenceClassification
 
-from fma_genre import model as model_module
+from fma_genre import logmel
+from fma_genre import pretrained as pretrained_module
 from fma_genre.model import (
     FastRelativeKeySelfAttention,
     load_classifier,
     use_fast_relative_key_attention,
-    write_tiny_model,
 )
+from fma_genre.pretrained import read_source, write_tiny_model
 
 LABELS = ["Rock", "Electronic", "Hip-Hop", "Punk"]
 
@@ -67,6 +71,20 @@ def test_tiny_model_is_deterministic_and_has_w2v_bert_layout(tmp_path, tiny_mode
     assert extractor["feature_extractor_type"] == "SeamlessM4TFeatureExtractor"
     assert (extractor["stride"], extractor["padding_value"], extractor["num_mel_bins"]) == (2, 1, 80)
     assert not list(tmp_path.glob(".*"))  # no staging directories left behind
+    # Its "commit" is the content of its weights: the same seed, the same commit.
+    source = read_source(tiny_model_dir)
+    assert source == read_source(tmp_path / "again") != read_source(tmp_path / "other")
+    assert source["commit"] == hashlib.sha1((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_extractor_settings_are_those_the_log_mel_code_reproduces():
+    assert pretrained_module.FEATURE_EXTRACTOR_SETTINGS == dict(
+        feature_size=logmel.NUM_MEL_BINS,
+        num_mel_bins=logmel.NUM_MEL_BINS,
+        sampling_rate=logmel.SAMPLING_RATE,
+        padding_value=logmel.PADDING_VALUE,
+        stride=logmel.STACK_STRIDE,
+    )
 
 
 def test_load_classifier_sets_up_a_multi_label_head(tiny_model_dir):
@@ -143,47 +161,61 @@ def fake_hub_repo(root: Path, with_safetensors: bool) -> Path:
     return repo
 
 
-def local_snapshot_download(repo: Path, calls: list):
-    """snapshot_download's file selection (the hub's own filter_repo_objects) over a local folder."""
+def local_hub(repo: Path, calls: list, commit: str = "c0ffee" * 6 + "beef"):
+    """model_info and snapshot_download over a local folder, with the hub's own file selection."""
+
+    def model_info(repo_id, *, revision=None, **kwargs):
+        calls.append(("model_info", repo_id, revision))
+        return SimpleNamespace(sha=commit)
 
     def snapshot_download(repo_id, *, revision=None, local_dir, allow_patterns=None, **kwargs):
-        calls.append((repo_id, revision, allow_patterns))
+        calls.append(("snapshot_download", repo_id, revision, allow_patterns))
         files = [p.name for p in repo.iterdir()]
         for name in filter_repo_objects(files, allow_patterns=allow_patterns):
             shutil.copy(repo / name, Path(local_dir) / name)
         (Path(local_dir) / ".cache" / "huggingface").mkdir(parents=True, exist_ok=True)
         return str(local_dir)
 
-    return snapshot_download
+    return model_info, snapshot_download
 
 
-def test_fetch_pretrained_keeps_only_what_training_needs(tmp_path, monkeypatch):
+def test_fetch_pretrained_downloads_the_resolved_commit_and_records_it(tmp_path, monkeypatch):
     calls = []
     repo = fake_hub_repo(tmp_path, with_safetensors=True)
-    monkeypatch.setattr(model_module, "snapshot_download", local_snapshot_download(repo, calls))
+    model_info, snapshot_download = local_hub(repo, calls)
+    monkeypatch.setattr(pretrained_module, "model_info", model_info)
+    monkeypatch.setattr(pretrained_module, "snapshot_download", snapshot_download)
     out_dir = tmp_path / "pretrained"
-    model_module.fetch_pretrained("facebook/w2v-bert-2.0", out_dir, revision="abc123")
+    commit = pretrained_module.fetch_pretrained("facebook/w2v-bert-2.0", out_dir, revision="v2")
+    assert commit == "c0ffee" * 6 + "beef"
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "README.md",
         "config.json",
         "model.safetensors",
         "preprocessor_config.json",
+        "source.json",
     ]
-    assert calls == [("facebook/w2v-bert-2.0", "abc123", model_module.PRETRAINED_FILES)]
+    # The branch or tag is resolved once; every file then comes from that one commit.
+    assert calls == [
+        ("model_info", "facebook/w2v-bert-2.0", "v2"),
+        ("snapshot_download", "facebook/w2v-bert-2.0", commit, pretrained_module.PRETRAINED_FILES),
+    ]
+    assert read_source(out_dir) == {"model_id": "facebook/w2v-bert-2.0", "revision": "v2", "commit": commit}
 
     # A repository with PyTorch weights only: those are fetched instead.
     calls.clear()
     (repo / "model.safetensors").unlink()
-    model_module.fetch_pretrained("old/model", out_dir)
+    pretrained_module.fetch_pretrained("old/model", out_dir)
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "README.md",
         "config.json",
         "preprocessor_config.json",
         "pytorch_model.bin",
+        "source.json",
     ]
-    assert [patterns for *_, patterns in calls] == [
-        model_module.PRETRAINED_FILES,
-        model_module.PYTORCH_WEIGHTS,
+    assert [call[-1] for call in calls[1:]] == [
+        pretrained_module.PRETRAINED_FILES,
+        pretrained_module.PYTORCH_WEIGHTS,
     ]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -192,7 +224,13 @@ def test_fetch_pretrained_failure_leaves_no_output(tmp_path, monkeypatch):
     def unreachable(*args, **kwargs):
         raise OSError("hub unreachable")
 
-    monkeypatch.setattr(model_module, "snapshot_download", unreachable)
+    monkeypatch.setattr(pretrained_module, "model_info", lambda *a, **k: SimpleNamespace(sha="abc"))
+    monkeypatch.setattr(pretrained_module, "snapshot_download", unreachable)
     with pytest.raises(OSError, match="unreachable"):
-        model_module.fetch_pretrained("facebook/w2v-bert-2.0", tmp_path / "pretrained")
+        pretrained_module.fetch_pretrained("facebook/w2v-bert-2.0", tmp_path / "pretrained")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_without_a_source_record_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model_weights rule"):
+        read_source(tmp_path)

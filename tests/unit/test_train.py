@@ -1,6 +1,9 @@
-"""Training and scoring on a tiny synthetic dataset with the tiny model."""
+"""Training, checkpoints and scoring on a tiny synthetic dataset with the tiny model."""
 
+import hashlib
 import itertools
+import json
+import logging
 import os
 import re
 import signal
@@ -13,21 +16,19 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, pipeline
 
+from fma_genre import checkpoint
 from fma_genre import train as train_module
 from fma_genre.audio import decode_mono_16k
-from fma_genre.model import load_classifier, write_tiny_model
-from fma_genre.train import (
-    LogMelWindows,
-    TrainingInterrupted,
-    collate,
-    evaluation_windows,
-    random_crops,
-    read_split,
-    score_tracks,
-    train,
-)
+from fma_genre.inference import score_split
+from fma_genre.loader import LogMelWindows, collate
+from fma_genre.metrics import tune_thresholds
+from fma_genre.model import load_classifier
+from fma_genre.pretrained import write_tiny_model
+from fma_genre.tracks import evaluation_windows, random_crops, read_split
+from fma_genre.train import TrainingInterrupted, train
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # (genre_id, title, top_level): three top genres and a sub-genre of Rock.
@@ -62,9 +63,10 @@ def write_dataset(root: Path, tracks_per_genre=(4, 2, 2)) -> tuple[Path, Path]:
                 frames[:, 25 * genre : 25 * genre + 20] += 3.0 * (np.arange(N_FRAMES) % 10 < 3)[:, None]
                 path = root / "features" / f"{track_id:06d}.npy"
                 np.save(path, frames.astype(np.float16))
+                sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
                 labels = [int(genre == g) for g in range(3)] + [int(genre == 0 and i % 2 == 0)]
-                rows.append([track_id, split, title, str(path), N_FRAMES, "ok", *labels])
-    columns = ["track_id", "split", "genre_top", "path", "n_frames", "status"] + [
+                rows.append([track_id, split, title, str(path), N_FRAMES, sha1, "ok", *labels])
+    columns = ["track_id", "split", "genre_top", "path", "n_frames", "sha1", "status"] + [
         f"label_{g}" for g, _, _ in GENRES
     ]
     pd.DataFrame(rows, columns=columns).to_csv(root / "manifest.csv", index=False)
@@ -88,10 +90,10 @@ def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
     return manifest, vocabulary, root / "tiny"
 
 
-def run_training(dataset, out: Path, epochs: int, **overrides) -> dict:
-    manifest, vocabulary, tiny = dataset
+def run_training(dataset, out: Path, epochs: int, manifest=None, **overrides) -> dict:
+    default_manifest, vocabulary, tiny = dataset
     return train(
-        manifest,
+        manifest or default_manifest,
         vocabulary,
         tiny,
         out / "model",
@@ -104,14 +106,32 @@ def run_training(dataset, out: Path, epochs: int, **overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory) -> tuple[Path, dict, pd.DataFrame]:
-    """An uninterrupted two-epoch run: its output folder, summary and training log."""
+    """An uninterrupted three-epoch run: its output folder, summary and training log."""
     out = tmp_path_factory.mktemp("trained")
-    summary = run_training(dataset, out, epochs=2)
+    summary = run_training(dataset, out, epochs=3)
     return out, summary, pd.read_csv(out / "training_log.csv")
 
 
 def without_timing(log: pd.DataFrame) -> pd.DataFrame:
     return log.drop(columns=TIMING_COLUMNS)
+
+
+def crash_on_training_forward(monkeypatch, number: int, action) -> None:
+    """Make the n-th training forward pass run `action` (a SIGTERM, an exception)."""
+    real_load_classifier = train_module.load_classifier
+    forwards = itertools.count(1)
+
+    def load_classifier_with_hook(*args, **kwargs):
+        model = real_load_classifier(*args, **kwargs)
+
+        def hook(module, inputs, output):
+            if module.training and next(forwards) == number:
+                action()
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train_module, "load_classifier", load_classifier_with_hook)
 
 
 def test_collate_pads_with_the_extractor_padding_value_and_masks_it():
@@ -149,7 +169,7 @@ def test_crops_and_windows_cover_what_they_should():
         assert sum(length for t, _, length in windows if t == track) == n_frames[track]
 
 
-def test_dataset_reads_the_crop_normalised_and_stacked(dataset):
+def test_windows_read_from_files_or_memory_are_normalised_and_stacked(dataset):
     manifest, _, _ = dataset
     tracks = read_split(manifest, "training")
     features, track = LogMelWindows(tracks.paths, [(3, 100, 60)])[0]
@@ -158,6 +178,9 @@ def test_dataset_reads_the_crop_normalised_and_stacked(dataset):
     np.testing.assert_allclose(
         features[:, :80], ((crop - crop.mean(0)) / crop.std(0, ddof=1))[::2], atol=1e-4
     )
+    in_memory = [np.load(path).astype(np.float32) for path in tracks.paths]
+    from_memory, _ = LogMelWindows(in_memory, [(3, 100, 60)])[0]
+    np.testing.assert_allclose(from_memory, features, atol=1e-6)
 
 
 def test_unusable_feature_files_are_excluded_with_their_reason(dataset, tmp_path):
@@ -213,17 +236,21 @@ def test_a_few_optimiser_steps_lower_the_loss(dataset):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_training_writes_the_best_model_log_and_summary(trained):
+def test_training_writes_the_best_model_log_summary_and_thresholds(dataset, trained):
+    manifest, _, tiny = dataset
     out, summary, log = trained
     assert list(log.columns) == train_module.LOG_COLUMNS
-    assert log["epoch"].tolist() == [1, 2] and log["step"].tolist() == [3, 6]
+    assert log["epoch"].tolist() == [1, 2, 3] and log["step"].tolist() == [3, 6, 9]
     assert log["train_clips_per_second"].gt(0).all()
-    # 6 steps, 1 of warm-up, then cosine decay: after step 3 it is 2/5 of the way down, after step 6 at zero.
-    assert log["lr_head"].tolist() == pytest.approx([3e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 5)), 0.0], rel=1e-5)
-    best = log.loc[log["val_macro_f1"].idxmax()]
-    assert summary["best_epoch"] == best["epoch"]
-    assert summary["validation"]["macro_f1"] == pytest.approx(best["val_macro_f1"], abs=1e-5)
-    assert summary["epochs_trained"] == 2 and summary["train_clips_per_second"] > 0
+    # 9 steps, 2 of warm-up, then cosine decay: after step 3 it is 1/7 of the way down.
+    assert log["lr_head"].iloc[0] == pytest.approx(3e-3 * 0.5 * (1 + np.cos(np.pi / 7)), rel=1e-5)
+    assert log["lr_head"].iloc[-1] == 0.0
+    # mAP selects by default: the first epoch with the best validation mAP.
+    assert summary["selection_metric"] == "mAP"
+    assert summary["best_epoch"] == log["val_mAP"].idxmax() + 1
+    assert summary["validation"]["mAP"] == pytest.approx(log["val_mAP"].max(), abs=1e-5)
+    assert summary["epochs_trained"] == 3 and summary["train_clips_per_second"] > 0
+    assert summary["base_model_source"] == json.loads((tiny / "source.json").read_text())
     saved = sorted(p.name for p in (out / "model").iterdir())
     assert saved == [
         "README.md",
@@ -233,11 +260,39 @@ def test_training_writes_the_best_model_log_and_summary(trained):
         "training_summary.json",
     ]
     card = (out / "model" / "README.md").read_text()
-    assert (
-        f"macro_f1 {summary['validation']['macro_f1']:.4f}" in card
-        and "Rock, Electronic, Hip-Hop, Punk" in card
+    assert "selected on validation **mAP**" in card and f"epoch {summary['best_epoch']} of 3" in card
+    assert summary["base_model_source"]["commit"] in card and "Rock, Electronic, Hip-Hop, Punk" in card
+    # Nothing of the state is left once the model is written.
+    assert sorted(p.name for p in (out / "state").iterdir()) == []
+
+    # The thresholds are those tuned on the best epoch's validation scores, which the saved
+    # model reproduces when it scores the validation split through the scoring path.
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["window_seconds"] == SETTINGS["crop_seconds"]
+    track_ids, scores, _ = score_split(out / "model", manifest, "validation", batch_size=8, threads=1)
+    validation = read_split(manifest, "validation")
+    expected = dict(zip(TITLES, tune_thresholds(validation.targets, scores).tolist()))
+    assert config["label_thresholds"] == pytest.approx(expected, abs=1e-6)
+    assert len(set(config["label_thresholds"].values())) > 1  # tuned, not the default everywhere
+
+
+def test_resume_state_is_model_optimiser_and_little_else(dataset, tmp_path, monkeypatch):
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(train_module, "save_model", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_training(dataset, tmp_path, epochs=1)
+    state_path = tmp_path / "state" / checkpoint.STATE_FILE
+    state = torch.load(state_path, weights_only=True)
+    assert set(state) == {"key", "model", "optimizer", "scheduler", "rng", "progress", "best_validation_scores"}
+    model_bytes = sum(t.numel() * t.element_size() for t in state["model"].values())
+    adam_bytes = sum(
+        t.numel() * t.element_size() for s in state["optimizer"]["state"].values() for t in s.values()
     )
-    assert not (out / "state" / train_module.STATE_FILE).exists()  # deleted once the model is written
+    assert state_path.stat().st_size <= 1.05 * (model_bytes + adam_bytes) + 200_000  # + pickle framing
+    best = load_file(tmp_path / "state" / checkpoint.BEST_FILE)
+    assert best.keys() == state["model"].keys()
 
 
 def test_killed_run_continues_at_the_next_epoch(dataset, trained, tmp_path, monkeypatch):
@@ -248,49 +303,109 @@ def test_killed_run_continues_at_the_next_epoch(dataset, trained, tmp_path, monk
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "save_model", killed)
         with pytest.raises(RuntimeError, match="killed"):
-            run_training(dataset, tmp_path, epochs=2)
-    assert (tmp_path / "state" / train_module.STATE_FILE).exists()
-    first_two = pd.read_csv(tmp_path / "training_log.csv")
-    # Same config, same results: the run is deterministic on CPU.
-    pd.testing.assert_frame_equal(without_timing(first_two), without_timing(trained[2]))
+            run_training(dataset, tmp_path, epochs=3, patience=1)
+    assert (tmp_path / "state" / checkpoint.STATE_FILE).exists()
+    first_part = pd.read_csv(tmp_path / "training_log.csv")
+    # The same settings, the same results: the run is deterministic on CPU.
+    pd.testing.assert_frame_equal(without_timing(first_part), without_timing(trained[2].iloc[: len(first_part)]))
 
-    summary = run_training(dataset, tmp_path, epochs=4)
+    summary = run_training(dataset, tmp_path, epochs=3, patience=1)
     log = pd.read_csv(tmp_path / "training_log.csv")
-    assert log["epoch"].tolist() == [1, 2, 3, 4] and summary["epochs_trained"] == 4
-    pd.testing.assert_frame_equal(log.iloc[:2], first_two)
-    assert (tmp_path / "model" / "model.safetensors").exists()
+    pd.testing.assert_frame_equal(log, first_part)  # nothing was left to do but save the model
+    assert (tmp_path / "model" / "model.safetensors").exists() and summary["epochs_trained"] == len(log)
     assert load_classifier(tmp_path / "model").config.id2label == dict(enumerate(TITLES))
 
 
 def test_sigterm_mid_epoch_saves_and_the_rerun_matches_an_uninterrupted_run(
     dataset, trained, tmp_path, monkeypatch
 ):
-    real_load_classifier = train_module.load_classifier
-    training_forwards = itertools.count(1)
-
-    def load_classifier_sending_sigterm(*args, **kwargs):
-        model = real_load_classifier(*args, **kwargs)
-
-        def sigterm_on_second_training_batch(module, inputs, output):
-            if module.training and next(training_forwards) == 2:
-                os.kill(os.getpid(), signal.SIGTERM)  # as SLURM does before the time limit
-
-        model.register_forward_hook(sigterm_on_second_training_batch)
-        return model
-
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "load_classifier", load_classifier_sending_sigterm)
+        crash_on_training_forward(patch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
         with pytest.raises(TrainingInterrupted, match=r"step 2 \(epoch 1\)"):
-            run_training(dataset, tmp_path, epochs=2)
-    state = torch.load(tmp_path / "state" / train_module.STATE_FILE, weights_only=False)
+            run_training(dataset, tmp_path, epochs=3)
+    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
     assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (0, 2)
     assert not (tmp_path / "model").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
 
-    summary = run_training(dataset, tmp_path, epochs=2)
+    summary = run_training(dataset, tmp_path, epochs=3)
     log = pd.read_csv(tmp_path / "training_log.csv")
     pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]))
     assert summary["best_epoch"] == trained[1]["best_epoch"]
+
+
+def test_sigterm_in_validation_resumes_with_that_validation(dataset, trained, tmp_path, monkeypatch):
+    real_window_logits = train_module.window_logits
+
+    def sigterm_then_validate(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_window_logits(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "window_logits", sigterm_then_validate)
+        with pytest.raises(TrainingInterrupted, match="validation of epoch 1"):
+            run_training(dataset, tmp_path, epochs=3)
+    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (0, 3)
+    run_training(dataset, tmp_path, epochs=3)
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]))
+
+
+def test_periodic_checkpoints_carry_a_hard_crash_mid_epoch(dataset, trained, tmp_path, monkeypatch, caplog):
+    """No signal: the run dies at the 5th training step (epoch 2) and resumes from the checkpoint
+    written after the 4th; a temporary that a killed writer left is removed, never loaded."""
+
+    def crash():
+        raise RuntimeError("node failure")
+
+    with monkeypatch.context() as patch:
+        crash_on_training_forward(patch, 5, crash)
+        with pytest.raises(RuntimeError, match="node failure"):
+            run_training(dataset, tmp_path, epochs=3, checkpoint_minutes=1e-9)  # after every step
+    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (1, 1)
+    leftover = tmp_path / "state" / f".{checkpoint.STATE_FILE}.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+
+    with caplog.at_level(logging.INFO):
+        run_training(dataset, tmp_path, epochs=3)
+    assert not leftover.exists() and f"removed {leftover}" in caplog.text
+    assert "resuming: 1 epochs and 1 batches of the next done" in caplog.text
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]))
+
+
+def test_a_state_from_other_settings_or_features_is_ignored_saying_why(
+    dataset, trained, tmp_path, monkeypatch, caplog
+):
+    manifest, _, _ = dataset
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_model", killed)
+        with pytest.raises(RuntimeError):
+            run_training(dataset, tmp_path, epochs=3)
+
+    # Recomputed features: same paths and frame counts, another content digest for one track.
+    table = pd.read_csv(manifest, keep_default_na=False)
+    table.loc[0, "sha1"] = "0" * 40
+    changed = tmp_path / "manifest.csv"
+    table.to_csv(changed, index=False)
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING):
+        patch.setattr(train_module, "save_model", killed)
+        with pytest.raises(RuntimeError):
+            run_training(dataset, tmp_path, epochs=3, manifest=changed)
+    assert re.search(r"ignoring .*state\.pt, made by a run that differs in manifest_sha1", caplog.text)
+
+    # More epochs: the cosine schedule would differ, so the run restarts, and says so.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_training(dataset, tmp_path, epochs=4, manifest=changed)
+    assert "differs in epochs: 3 then, 4 now" in caplog.text
+    assert len(pd.read_csv(tmp_path / "training_log.csv")) == 4
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -316,11 +431,9 @@ def test_non_finite_loss_names_the_step_epoch_and_tracks(dataset, tmp_path):
         )
 
 
-def test_score_tracks_gives_probabilities_for_the_split(dataset, trained):
+def test_score_split_gives_probabilities_for_the_split(dataset, trained):
     manifest, _, _ = dataset
-    track_ids, scores, excluded = score_tracks(
-        trained[0] / "model", manifest, "test", batch_size=4, threads=1
-    )
+    track_ids, scores, excluded = score_split(trained[0] / "model", manifest, "test", batch_size=4, threads=1)
     table = pd.read_csv(manifest)
     assert track_ids.tolist() == table.loc[table["split"] == "test", "track_id"].tolist()
     assert scores.shape == (len(track_ids), len(GENRES)) and excluded == {}
@@ -365,3 +478,20 @@ def test_benchmark_quick_run_prints_the_ratios():
     logit_difference = float(re.search(r"max logit difference (\S+)", result.stdout).group(1))
     assert speed_up > 0 and 0 < memory_ratio < 1 and logit_difference < 1e-5
     assert re.search(r"\(3\) tiny model training on CPU.*: [\d.]+ clips/s", result.stdout)
+
+
+def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
+    """benchmarks/rehearse_full_size.py (the 581 M-parameter rehearsal) on the tiny architecture."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/rehearse_full_size.py", "--tiny", "--threads", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["architecture"] == "tiny" and report["parameters"] > 100_000
+    assert report["training_step_crop_shape"] == [2, 500, 160]
+    # model + AdamW's moments, once each, plus the small rest (pickle framing, RNG, progress)
+    assert report["model_plus_adamw_bytes"] < report["resume_state_bytes"]
+    assert report["resume_state_bytes"] <= 1.05 * report["model_plus_adamw_bytes"] + 200_000
+    for key in ("seconds_per_training_step", "resume_state_write_seconds", "resume_state_load_seconds",
+                "scoring_windows_per_second", "peak_rss_bytes", "best_weights_bytes"):
+        assert report[key] > 0, key

@@ -16,9 +16,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -194,48 +196,195 @@ def check_cpus(cluster: SlurmCluster, slurm_ids: list[str], cpus: int):
 
 # -- tests -----------------------------------------------------------------------------
 # The demo DAG at a size that fits CI's few minutes: every stage still runs, as SLURM jobs.
-SMALL_DEMO = """\
+# Its training is long enough (~110 s of CPU at one thread here) to outlast the early signal of
+# a 2-minute time limit (60 to 90 s after the start), and checkpoints every 3 s.
+TIME_LIMITED_EPOCHS = 100
+SMALL_DEMO = f"""\
 demo:
-  enabled: true
   tracks_per_genre: 6
 training:
-  epochs: 2
+  epochs: {TIME_LIMITED_EPOCHS}
+  patience: {TIME_LIMITED_EPOCHS}
+  checkpoint_minutes: 0.05
+"""
+LOCAL_RULES = {"demo_archives", "download", "model_weights", "all"}
+SIGNAL = re.compile(r"--signal=TERM@(\d+)")
+
+
+def time_limited_profile(cluster: SlurmCluster, dest: Path) -> Path:
+    """The test profile with the first `train` attempt limited to 2 minutes, its early SIGTERM
+    (the project profile's `--signal=TERM@N`) 30 s before that, and the retry given 10 minutes,
+    so that one resume finishes the run. One thread for `train` (the uninterrupted reference
+    run takes the other core) and for `baseline` (so that it runs beside `train`)."""
+    profile = make_test_profile(cluster, dest)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    train = settings["set-resources"]["train"]
+    assert SIGNAL.search(train["slurm_extra"]), train  # the project profile asks for the signal
+    train.update(
+        runtime="2 if attempt == 1 else 10",
+        slurm_extra=SIGNAL.sub("--signal=TERM@30", train["slurm_extra"]),
+    )
+    # One thread for the shards too: two at a time on the test's 2-CPU node.
+    settings["set-threads"].update(train=1, baseline=1, log_mel_shard=1)
+    settings["retries"] = 1
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return profile
+
+
+def training_settings(*configfiles: Path) -> dict:
+    """The `training` config the rule gets: the files merged in order, schema defaults filled in."""
+    from snakemake.utils import validate
+
+    config: dict = {}
+    for path in configfiles:
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    return config["training"]
+
+
+# The same training, in one uninterrupted process.
+REFERENCE_TRAINING = """\
+import json, sys
+from fma_genre.train import train
+out, settings = sys.argv[1], json.loads(sys.argv[2])
+train("data/processed/final_feature_manifest.csv", "data/processed/unified_genres.txt",
+      "data/models/tiny-random-w2v-bert", f"{out}/model", f"{out}/training_log.csv", f"{out}/state",
+      threads=1, **settings)
+"""
+TRAINING_INPUTS = ("data/processed/final_feature_manifest.csv", "data/models/tiny-random-w2v-bert")
+
+# A rule script under a plain 1-minute limit (no --signal): what SLURM's own SIGTERM reaches.
+SIGNAL_PROBE_SNAKEFILE = """\
+rule probe:
+    output: "probe.done"
+    log: "probe.log"
+    resources: runtime=1
+    script: "probe.py"
+"""
+SIGNAL_PROBE_SCRIPT = """\
+import signal, time
+log = open(snakemake.log[0], "w", buffering=1)
+signal.signal(signal.SIGTERM, lambda signum, frame: log.write(f"SIGTERM after {time.time() - t0:.0f} s\\n"))
+t0 = time.time()
+log.write("started\\n")
+time.sleep(300)  # far past the limit: SLURM must stop it
+open(snakemake.output[0], "w").write("not reached")
 """
 
 
-def test_demo_dag_on_slurm(cluster: SlurmCluster, tmp_path: Path):
-    """The project's demo DAG end to end through SLURM with the project's SLURM profile."""
-    workdir = tmp_path / "demo"
-    workdir.mkdir()
-    profile = make_test_profile(cluster, tmp_path / "profile")
-    small_demo = tmp_path / "small_demo.yaml"
-    small_demo.write_text(SMALL_DEMO)
-    log, elapsed = run_snakemake(
-        cluster,
-        [
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(REPO / "config" / "demo.yaml"),
-            str(small_demo),
-            "--workflow-profile",
-            str(profile),
-            "results/metrics.json",
-        ],
-        cwd=REPO,
-        workdir=workdir,
-        timeout=900,
+def start_beside_training(cluster: SlurmCluster, root: Path, workdir: Path, settings: dict) -> list:
+    """Once the DAG has made the training inputs (each written atomically): the uninterrupted
+    reference training, and the signal probe (a SLURM job of its own)."""
+    while not all((workdir / path).exists() for path in TRAINING_INPUTS):
+        time.sleep(1)
+    reference = subprocess.Popen(
+        [sys.executable, "-c", REFERENCE_TRAINING, str(root / "reference"), json.dumps(settings)],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
-    print(f"demo DAG on SLURM: {elapsed:.1f}s")
-    local_rules = {"demo_archives", "download", "model_weights", "all"}
-    by_rule = check_all_jobs_via_slurm(cluster, log, local_rules)
-    assert "train" in by_rule and "evaluate" in by_rule, sorted(by_rule)
-    assert not local_rules & set(by_rule)
-    check_gpu_requested(cluster, by_rule["train"])
-    check_cpus(cluster, by_rule["log_mel_shard"], min(8, cluster.cpus))
+    probe = root / "probe"
+    probe.mkdir()
+    (probe / "Snakefile").write_text(SIGNAL_PROBE_SNAKEFILE)
+    (probe / "probe.py").write_text(SIGNAL_PROBE_SCRIPT)
+    probe_run = subprocess.Popen(
+        [*SNAKEMAKE, "--workflow-profile", str(make_test_profile(cluster, root / "probe_profile")),
+         "probe.done"],
+        cwd=probe, env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    return [reference, probe_run]
+
+
+@pytest.fixture(scope="module")
+def slurm_demo(cluster: SlurmCluster, tmp_path_factory):
+    """The project's demo DAG end to end through SLURM with the project's SLURM profile, its
+    training time-limited; beside the training, the uninterrupted reference and the probe."""
+    root = tmp_path_factory.mktemp("slurm_demo")
+    workdir = root / "demo"
+    workdir.mkdir()
+    small_demo = root / "small_demo.yaml"
+    small_demo.write_text(SMALL_DEMO)
+    settings = training_settings(REPO / "config" / "demo.yaml", small_demo)
+    background: list = []
+    starter = threading.Thread(
+        target=lambda: background.extend(start_beside_training(cluster, root, workdir, settings)),
+        daemon=True,
+    )
+    starter.start()
+    try:
+        log, elapsed = run_snakemake(
+            cluster,
+            [
+                "--snakefile", str(REPO / "Snakefile"),
+                "--directory", str(workdir),
+                "--configfile", str(REPO / "config" / "demo.yaml"), str(small_demo),
+                "--workflow-profile", str(time_limited_profile(cluster, root / "profile")),
+                "results/metrics.json",
+            ],
+            cwd=REPO,
+            workdir=workdir,
+            timeout=1200,
+        )
+        print(f"demo DAG on SLURM, training time-limited: {elapsed:.1f}s")
+        starter.join(timeout=10)
+        reference, probe_run = background
+        _, reference_errors = reference.communicate(timeout=600)
+        assert reference.returncode == 0, reference_errors[-3000:]
+        probe_run.wait(timeout=300)
+    finally:
+        for process in background:
+            if process.poll() is None:
+                process.kill()
+    return workdir, log, root / "reference", root / "probe"
+
+
+def test_demo_dag_on_slurm(cluster: SlurmCluster, slurm_demo):
+    workdir, log, _, _ = slurm_demo
+    by_rule = check_all_jobs_via_slurm(cluster, log, LOCAL_RULES)
+    assert {"train", "score", "evaluate"} <= set(by_rule), sorted(by_rule)
+    assert not LOCAL_RULES & set(by_rule)
+    check_gpu_requested(cluster, by_rule["train"] + by_rule["score"])
+    # The profile's threads become --cpus-per-task (score: min(4, the node's CPUs)).
+    check_cpus(cluster, by_rule["score"], min(4, cluster.cpus))
 
     metrics = json.loads((workdir / "results" / "metrics.json").read_text())
     acc = metrics["model"]["top_genre_accuracy"]
     assert isinstance(acc, (int, float)) and 0.0 <= acc <= 1.0, metrics
+
+
+def test_time_limited_training_resumes_to_the_uninterrupted_result(cluster: SlurmCluster, slurm_demo):
+    """SLURM stops `train` before its time limit; Snakemake's retry resubmits it; it resumes from
+    its checkpoint; the finished training log equals an uninterrupted run's."""
+    workdir, log, reference, _ = slurm_demo
+    # Both attempts went through SLURM: the first was stopped, the retry completed.
+    attempts = [slurm_id for _, slurm_id, rule in SUBMITTED.findall(log) if rule == "train"]
+    records = {rec["JobId"]: rec for rec in cluster.completed_jobs()}
+    states = [records[slurm_id]["JobState"] for slurm_id in attempts]
+    assert len(attempts) == 2 and states[0] in {"FAILED", "TIMEOUT"} and states[1] == "COMPLETED", states
+    assert [cluster.show_job(slurm_id).get("TimeLimit") for slurm_id in attempts] == ["00:02:00", "00:10:00"]
+    # What reached the training process: SIGTERM, answered with a checkpoint before it exited;
+    # the retry resumed from that state.
+    first, retry = (
+        next(workdir.glob(f".snakemake/slurm_logs/rule_train/**/{slurm_id}.log")).read_text()
+        for slurm_id in attempts
+    )
+    assert re.search(r"checkpoint: .*\n.*SIGTERM: stopped (at step|in the validation|after)", first), first[-3000:]
+    resumed = re.search(r"resuming: (\d+) epochs and \d+ batches", retry)
+    assert resumed and 0 < int(resumed.group(1)) < TIME_LIMITED_EPOCHS, retry[-3000:]
+
+    finished = pd.read_csv(workdir / "results" / "training_log.csv")
+    uninterrupted = pd.read_csv(reference / "training_log.csv")
+    assert len(finished) == TIME_LIMITED_EPOCHS
+    timing = ["epoch_seconds", "train_clips_per_second"]
+    pd.testing.assert_frame_equal(finished.drop(columns=timing), uninterrupted.drop(columns=timing))
+    summaries = [
+        json.loads((folder / "training_summary.json").read_text())
+        for folder in (workdir / "results" / "model", reference / "model")
+    ]
+    assert summaries[0]["best_epoch"] == summaries[1]["best_epoch"]
+
+
+def test_slurms_own_time_limit_sigterm_reaches_a_rule_script(slurm_demo):
+    """Without --signal: at the time limit (checked every ~30 s) SLURM signals every process
+    of the plugin's job step, the rule script included, before SIGKILL."""
+    probe_log = (slurm_demo[3] / "probe.log").read_text()
+    assert re.search(r"SIGTERM after (6\d|[7-9]\d|1[0-2]\d) s", probe_log), probe_log

@@ -32,11 +32,21 @@ wildcard_constraints:
     subset="small|medium|large",
     archive="fma_(metadata|small|medium|large)",
     shard=r"\d{3}",
+    split="validation|test",
 
 
-def package_module(name):
-    """A module of the package, listed as an input so that editing it reruns the stage."""
-    return str(PROJECT_ROOT / "src" / "fma_genre" / f"{name}.py")
+def script_code(script):
+    """The package modules that scripts/<script>.py runs (its import closure), as code inputs:
+    editing any of them reruns the rule, editing any other module does not."""
+    from fma_genre.codedeps import import_closure
+
+    return [
+        str(path)
+        for path in import_closure(
+            PROJECT_ROOT / "scripts" / f"{script}.py",
+            package_dir=PROJECT_ROOT / "src" / "fma_genre",
+        )
+    ]
 
 
 def is_local_source():
@@ -69,9 +79,7 @@ def feature_status_tables(wildcards):
 
 
 def model_display_name():
-    return (
-        "tiny random Wav2Vec2-BERT (demo)" if config["tiny_model"] else config["model"]
-    )
+    return "tiny random Wav2Vec2-BERT" if config["tiny_model"] else config["model"]
 
 
 def model_weights_dir():

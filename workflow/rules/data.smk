@@ -7,9 +7,9 @@ localrules:
 
 
 rule demo_archives:
-    """Synthetic archives packed like FMA's, for the offline demo (config `demo.enabled`)."""
+    """Synthetic archives packed like FMA's, for the offline demo (`source` is `demo.source_dir`)."""
     input:
-        code=package_module("demo"),
+        code=script_code("demo_archives"),
     output:
         metadata=f"{config['demo']['source_dir']}/fma_metadata.zip",
         audio=f"{config['demo']['source_dir']}/fma_small.zip",
@@ -32,7 +32,7 @@ rule download:
     """Fetch one official archive (resumable, retried) and verify its SHA1."""
     input:
         unpack(download_source_inputs),
-        code=package_module("download"),
+        code=script_code("download"),
     output:
         archive="data/raw/{archive}.zip",
     log:
@@ -53,7 +53,7 @@ rule unzip:
     """Extract a BZIP2 archive atomically and verify every member against its `checksums`."""
     input:
         archive="data/raw/{archive}.zip",
-        code=package_module("archive"),
+        code=script_code("unzip"),
     output:
         folder=directory("data/raw/{archive}"),
     log:
@@ -71,7 +71,7 @@ checkpoint subset_table:
     """One row per track of the subset: split, genres, audio path, duration."""
     input:
         metadata="data/raw/fma_metadata",
-        code=package_module("metadata"),
+        code=script_code("subset_table"),
     output:
         table="data/processed/{subset}_subset.csv",
     log:
@@ -92,7 +92,7 @@ rule multihot_labels:
     input:
         table=f"data/processed/{SUBSET}_subset.csv",
         metadata="data/raw/fma_metadata",
-        code=package_module("labels"),
+        code=script_code("multihot_labels"),
     output:
         multihot=f"data/processed/{SUBSET}_subset_multihot.csv",
         vocabulary="data/processed/unified_genres.txt",

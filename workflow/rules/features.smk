@@ -2,15 +2,12 @@
 
 
 rule log_mel_shard:
-    """Kaldi log-mel frames (float16, frames x 80) for every track of one FMA folder."""
+    """Centred Kaldi log-mel frames (float16, frames x 80) for every track of one FMA folder;
+    the status table holds each track's status, file SHA1 and per-bin mean levels."""
     input:
         table=f"data/processed/{SUBSET}_subset.csv",
         audio=f"data/raw/fma_{SUBSET}",
-        code=[
-            package_module("features"),
-            package_module("logmel"),
-            package_module("audio"),
-        ],
+        code=script_code("log_mel_shard"),
     output:
         features=directory(f"{FEATURES_DIR}/{{shard}}"),
         status=f"{FEATURES_DIR}/{{shard}}.status.csv",
@@ -34,7 +31,7 @@ rule feature_manifest:
     input:
         multihot=f"data/processed/{SUBSET}_subset_multihot.csv",
         status=feature_status_tables,
-        code=package_module("manifest"),
+        code=script_code("feature_manifest"),
     output:
         manifest="data/processed/final_feature_manifest.csv",
     log:

@@ -1,0 +1,65 @@
+"""How the `transformers` pipeline's whole-clip scores differ from the pipeline's windowed scores,
+on the test tracks of a finished run (e.g. the demo's):
+
+    .venv/bin/python benchmarks/pipeline_vs_windows.py demo
+
+The pipeline (`transformers.pipeline("audio-classification", model=...)`) normalises the whole
+clip once and pools over all of it; the project (the `score` rule, `fma-genre-predict`) scores
+windows of the training crop length, each normalised on its own, and averages the windows'
+probabilities. Prints one JSON line: the mean and largest probability difference over tracks and
+labels, how often the two agree on the top genre, and the top-genre accuracy of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import pipeline
+
+from fma_genre.audio import decode_mono_16k
+from fma_genre.inference import score_audio_files
+from fma_genre.model import load_classifier
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdir", type=Path, help="the run's working directory (holds data/ and results/)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    os.chdir(args.workdir)
+    torch.set_num_threads(args.threads)
+    manifest = pd.read_csv("data/processed/final_feature_manifest.csv", keep_default_na=False)
+    audio_path = pd.read_csv(next(Path("data/processed").glob("*_subset.csv"))).set_index("track_id")["audio_path"]
+    test = manifest[(manifest["split"] == "test") & (manifest["status"] == "ok") & (manifest["genre_top"] != "")]
+    paths = [audio_path[track_id] for track_id in test["track_id"]]
+
+    model = load_classifier("results/model").eval()
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    windowed = np.stack(score_audio_files(model, paths, batch_size=16, device=torch.device("cpu"), threads=args.threads))
+    classify = pipeline("audio-classification", model="results/model", device="cpu")
+    whole = np.array(
+        [[{r["label"]: r["score"] for r in classify(decode_mono_16k(p), top_k=None)}[label] for label in labels]
+         for p in paths]
+    )
+    top = [i for i, label in enumerate(labels) if label in set(test["genre_top"])]
+    predicted = {name: np.asarray(labels)[np.asarray(top)[np.argmax(s[:, top], axis=1)]]
+                 for name, s in (("windows", windowed), ("pipeline", whole))}
+    difference = np.abs(whole - windowed)
+    print(json.dumps(dict(
+        tracks=len(paths),
+        mean_abs_probability_difference=float(difference.mean()),
+        max_abs_probability_difference=float(difference.max()),
+        top_genre_agreement=float((predicted["windows"] == predicted["pipeline"]).mean()),
+        top_genre_accuracy_windows=float((predicted["windows"] == test["genre_top"].to_numpy()).mean()),
+        top_genre_accuracy_pipeline=float((predicted["pipeline"] == test["genre_top"].to_numpy()).mean()),
+    )))
+
+
+if __name__ == "__main__":
+    main()

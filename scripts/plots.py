@@ -1,0 +1,15 @@
+"""Rule plots: the test confusion matrix and the training curves."""
+
+from fma_genre.logs import log_to
+from fma_genre.plots import draw_figures
+
+log_to(snakemake.log[0])
+draw_figures(
+    test_scores_csv=snakemake.input.test_scores,
+    manifest_csv=snakemake.input.manifest,
+    vocabulary_tsv=snakemake.input.vocabulary,
+    training_log_csv=snakemake.input.training_log,
+    confusion_matrix_png=snakemake.output.confusion_matrix,
+    training_curves_png=snakemake.output.training_curves,
+    model_name=snakemake.params.model_name,
+)

@@ -1,0 +1,138 @@
+"""Resumable training state that fits a 600 M-parameter model.
+
+`state_dir` holds two files, each written atomically and fsynced:
+- `state.pt`: the model, AdamW's state, the scheduler, the RNG states and the progress, once
+  each (about 3x the fp32 weights: weights plus AdamW's two moments), loaded with mmap and
+  `weights_only=True`. Written at every epoch end, every `checkpoint_minutes` inside an epoch
+  and when SIGTERM arrives.
+- `best.safetensors`: the weights of the best epoch so far, written only when it improves.
+Both are bound to a key: everything that changes the result (settings, the manifest's SHA1, which
+covers every feature file's content digest, the pretrained commit and the training code). A
+state with another key is ignored, with a log line naming what differs. Temporaries left by a
+killed writer are removed at the next start; only the final names are ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from fma_genre.atomic import atomic_path, remove_temporaries
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+BEST_FILE = "best.safetensors"
+
+
+def file_sha1(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def key_digest(key: dict) -> str:
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def prepare(state_dir: str | Path) -> Path:
+    """Create `state_dir` and delete what an interrupted writer left in it."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_temporaries(state_dir):
+        log.warning("removed %s, left by an interrupted checkpoint write", leftover)
+    return state_dir
+
+
+def load_state(state_dir: Path, key: dict) -> dict | None:
+    """The saved state if it was made with `key`; None (and a log line saying why) otherwise."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    started = time.perf_counter()
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if state["key"] != key:
+        saved = state["key"]
+        changes = "; ".join(
+            f"{name}: {saved.get(name)!r} then, {key.get(name)!r} now"
+            for name in sorted(saved.keys() | key.keys())
+            if saved.get(name) != key.get(name)
+        )
+        log.warning("ignoring %s, made by a run that differs in %s: training starts afresh", path, changes)
+        return None
+    log.info("loaded %s (%.1f GB) in %.1f s", path, path.stat().st_size / 1e9, time.perf_counter() - started)
+    return state
+
+
+def save_state(state_dir: Path, state: dict) -> tuple[int, float]:
+    """Write `state` (which holds its `key`) atomically and durably; return (bytes, seconds)."""
+    path = state_dir / STATE_FILE
+    started = time.perf_counter()
+    with atomic_path(path, durable=True) as tmp:
+        torch.save(state, tmp)
+    seconds = time.perf_counter() - started
+    log.info("checkpoint: %s (%.2f GB) written in %.1f s", path, path.stat().st_size / 1e9, seconds)
+    return path.stat().st_size, seconds
+
+
+def save_best(state_dir: Path, model: torch.nn.Module, key: dict, epoch: int) -> None:
+    """The model's weights as the best so far, tagged with the run's key and the epoch."""
+    weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    with atomic_path(state_dir / BEST_FILE, durable=True) as tmp:
+        save_file(weights, tmp, metadata={"key": key_digest(key), "epoch": str(epoch)})
+
+
+def load_best(state_dir: Path, key: dict, epoch: int) -> dict[str, torch.Tensor]:
+    """The best weights, checked to be this run's and of `epoch`."""
+    path = state_dir / BEST_FILE
+    with safe_open(path, framework="pt") as best:
+        metadata = best.metadata()
+        if metadata != {"key": key_digest(key), "epoch": str(epoch)}:
+            raise RuntimeError(
+                f"{path} holds epoch {metadata.get('epoch')} of run {metadata.get('key')}, "
+                f"expected epoch {epoch} of run {key_digest(key)}: delete {state_dir} and rerun"
+            )
+        return {name: best.get_tensor(name) for name in best.keys()}
+
+
+def clear(state_dir: Path) -> None:
+    """Delete the state once the model is written: it is no longer needed (and it is large)."""
+    for name in (STATE_FILE, BEST_FILE):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def rng_states() -> dict:
+    """torch, CUDA and numpy RNG states as tensors and plain values (`weights_only` loadable)."""
+    numpy_state = np.random.get_state(legacy=False)  # SpecAugment's time masks draw from it
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": numpy_state["state"]["pos"],
+        "numpy_has_gauss": numpy_state["has_gauss"],
+        "numpy_gauss": numpy_state["gauss"],
+    }
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": states["numpy_key"].numpy().astype(np.uint32), "pos": states["numpy_pos"]},
+            "has_gauss": states["numpy_has_gauss"],
+            "gauss": states["numpy_gauss"],
+        }
+    )

@@ -1,0 +1,137 @@
+"""Scoring with a model: every track cut into windows of the training crop length, the label
+probabilities averaged over a track's windows. One path for validation during training, the
+`score` rule (feature files of a split) and `fma-genre-predict` (any audio files).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fma_genre.audio import UnreadableAudio, decode_mono_16k
+from fma_genre.loader import FrameSource, window_loader
+from fma_genre.logmel import STACK_STRIDE, kaldi_log_mel
+from fma_genre.model import load_classifier
+from fma_genre.tracks import FRAMES_PER_SECOND, evaluation_windows, read_split
+
+log = logging.getLogger(__name__)
+
+
+class ScoringStopped(Exception):
+    """Scoring was asked to stop (SIGTERM during validation)."""
+
+
+def best_device() -> tuple[torch.device, str]:
+    """The first visible CUDA device if any (CUDA_VISIBLE_DEVICES applies), else the CPU; and its name."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.cuda.get_device_name()
+    return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores), full precision on CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def window_frames_of(model) -> int:
+    """The scoring window of a trained model: its training crop length, saved in its config."""
+    return round(model.config.window_seconds * FRAMES_PER_SECOND)
+
+
+@torch.no_grad()
+def window_logits(
+    model,
+    sources: Sequence[FrameSource],
+    n_frames: Sequence[int],
+    window_frames: int,
+    batch_size: int,
+    device: torch.device,
+    threads: int,
+    desc: str,
+    stop: threading.Event | None = None,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(windows, labels) float32 logits of every scoring window, and each window's track index.
+
+    Raises `ScoringStopped` between batches once `stop` is set. `progress`: a tqdm bar on stderr.
+    """
+    model.eval()
+    windows = evaluation_windows(np.asarray(n_frames), window_frames)
+    logits, window_tracks = [], []
+    batches = window_loader(sources, windows, batch_size, device, threads)
+    for features, mask, track in tqdm(batches, desc=desc, file=sys.stderr, leave=False, disable=not progress):
+        if stop is not None and stop.is_set():
+            raise ScoringStopped(desc)
+        with autocast(device):
+            output = model(input_features=features.to(device), attention_mask=mask.to(device))
+        logits.append(output.logits.float().cpu())
+        window_tracks.append(track)
+    return torch.cat(logits), torch.cat(window_tracks)
+
+
+def track_probabilities(logits: torch.Tensor, window_tracks: torch.Tensor, n_tracks: int) -> np.ndarray:
+    """(tracks, labels) mean sigmoid probability over each track's windows."""
+    sums = torch.zeros(n_tracks, logits.shape[1]).index_add_(0, window_tracks, torch.sigmoid(logits))
+    return (sums / torch.bincount(window_tracks, minlength=n_tracks)[:, None]).numpy()
+
+
+def score_split(
+    model_dir: str | Path, manifest_csv: str | Path, split: str, *, batch_size: int = 16, threads: int = 2
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Probabilities of a trained model for the tracks of one split.
+
+    Returns (track ids, (tracks, labels) float32 probabilities in the model's label order,
+    {track_id: reason} for the split's tracks without usable features).
+    """
+    torch.set_num_threads(threads)
+    device, device_name = best_device()
+    tracks = read_split(manifest_csv, split)
+    model = load_classifier(model_dir, device=device)
+    if not len(tracks.track_ids):
+        return tracks.track_ids, np.zeros((0, model.config.num_labels), dtype=np.float32), tracks.excluded
+    log.info("scoring %d %s tracks on %s", len(tracks.track_ids), split, device_name)
+    logits, window_tracks = window_logits(
+        model, tracks.paths, tracks.n_frames, window_frames_of(model), batch_size, device, threads,
+        desc=f"scoring {split}",
+    )
+    return tracks.track_ids, track_probabilities(logits, window_tracks, len(tracks.track_ids)), tracks.excluded
+
+
+def score_audio_files(
+    model, paths: Sequence[str | Path], *, batch_size: int, device: torch.device, threads: int,
+    progress: bool = False,
+) -> list[np.ndarray | str]:
+    """Per file, its (labels,) probabilities, or why it could not be read.
+
+    Files are decoded in parallel threads (decoding releases the GIL), then the windows of all
+    readable files are scored in shared batches.
+    """
+    def log_mel_or_reason(path) -> np.ndarray | str:
+        try:
+            frames = kaldi_log_mel(decode_mono_16k(path))
+        except (UnreadableAudio, FileNotFoundError) as error:
+            return str(error)
+        return frames if len(frames) >= STACK_STRIDE else "too short: under 35 ms of audio"
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(log_mel_or_reason, paths))
+    readable = [i for i, result in enumerate(results) if not isinstance(result, str)]
+    if readable:
+        sources = [results[i] for i in readable]
+        logits, window_tracks = window_logits(
+            model, sources, [len(s) for s in sources], window_frames_of(model), batch_size, device,
+            threads=1,  # the frames are in memory already: no loader workers
+            desc="scoring files",
+            progress=progress,
+        )
+        for i, probabilities in zip(readable, track_probabilities(logits, window_tracks, len(sources))):
+            results[i] = probabilities
+    return results

@@ -1,0 +1,69 @@
+"""Batches of model input: windows of log-mel frames, normalised and stacked, right-padded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fma_genre.logmel import PADDING_VALUE, normalise_and_stack
+from fma_genre.tracks import Window
+
+# Where a window's frames come from: a feature file (only the window is read from disk) or
+# frames already in memory (fma-genre-predict's decoded files).
+FrameSource = str | np.ndarray
+
+
+class LogMelWindows(torch.utils.data.Dataset):
+    """Model input of each window: its frames normalised and pair-stacked as the extractor would."""
+
+    def __init__(self, sources: Sequence[FrameSource], windows: Sequence[Window]):
+        self.sources = sources
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        track, start, length = self.windows[index]
+        source = self.sources[track]
+        frames = source if isinstance(source, np.ndarray) else np.load(source, mmap_mode="r")
+        return normalise_and_stack(frames[start : start + length]), track
+
+
+def collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest window with the extractor's padding value; mask the padding out."""
+    longest = max(len(features) for features, _ in items)
+    # Built in numpy: small single-threaded copies, no OpenMP start-up per batch.
+    input_features = np.full((len(items), longest, items[0][0].shape[1]), PADDING_VALUE, dtype=np.float32)
+    attention_mask = np.zeros((len(items), longest), dtype=np.int64)
+    for row, (features, _) in enumerate(items):
+        input_features[row, : len(features)] = features
+        attention_mask[row, : len(features)] = 1
+    tracks = torch.tensor([track for _, track in items])
+    return torch.from_numpy(input_features), torch.from_numpy(attention_mask), tracks
+
+
+def window_loader(
+    sources: Sequence[FrameSource],
+    windows: Sequence[Window],
+    batch_size: int,
+    device: torch.device,
+    threads: int,
+) -> DataLoader:
+    """Batches of (input_features, attention_mask, track index) in the order of `windows`."""
+    # On CPU the model needs every core and loading a crop costs ~1% of its step: load in-process.
+    # On a GPU, worker processes read and normalise the next batches while it computes.
+    workers = threads - 1 if device.type == "cuda" else 0
+    return DataLoader(
+        LogMelWindows(sources, windows),
+        batch_size=batch_size,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        # Its own generator: otherwise each new iterator draws a worker seed from the global RNG,
+        # and a run resumed mid-epoch would get other dropout and SpecAugment masks.
+        generator=torch.Generator().manual_seed(0),
+    )
