@@ -5,9 +5,9 @@ scoring code on a few synthetic demo tracks. It prints one JSON line.
     .venv/bin/python benchmarks/rehearse_full_size.py [--threads 2] [--workdir DIR]
     .venv/bin/python benchmarks/rehearse_full_size.py --tiny      # the same path in seconds
 
-The run: a training of one epoch (2 steps of `--batch-size` x 10 s crops) that SIGTERM stops
+The run: a training of one epoch (3 steps of `--batch-size` x 10 s crops) that SIGTERM stops
 after its first step, as SLURM would; the resume that finishes it (validation, best weights,
-the saved model); then scoring the test tracks. Measured: parameters, peak RSS (and peak GPU
+the saved model); then scoring the validation and test tracks with the saved model. Measured: parameters, peak RSS (and peak GPU
 memory on CUDA), the resume state's bytes against model + AdamW state, seconds to write and to
 load it, seconds per training step and its crop shape, scoring windows per second, and on CUDA
 the clips/s and MFU of bf16 training at batch 16 x 10 s (benchmarks/bench_training.py).
@@ -40,9 +40,10 @@ from bench_training import peak_bf16_flops, training_throughput  # noqa: E402
 from fma_genre import checkpoint, demo  # noqa: E402
 from fma_genre import train as train_module  # noqa: E402
 from fma_genre.features import extract_track  # noqa: E402
-from fma_genre.inference import best_device, score_split  # noqa: E402
+from fma_genre.inference import best_device, window_frames_of, window_logits  # noqa: E402
+from fma_genre.model import load_classifier  # noqa: E402
 from fma_genre.pretrained import TINY_MODEL_CONFIG, feature_extractor, write_source  # noqa: E402
-from fma_genre.tracks import FRAMES_PER_SECOND, evaluation_windows, read_split  # noqa: E402
+from fma_genre.tracks import FRAMES_PER_SECOND, read_split  # noqa: E402
 
 GENRES = ["Hip-Hop", "Rock", "Electronic", "Folk"]  # top genres of fma_small, their genres.csv ids:
 GENRE_IDS = {"Hip-Hop": 21, "Rock": 12, "Electronic": 15, "Folk": 17}
@@ -86,11 +87,14 @@ def write_random_model(out_dir: Path, tiny: bool) -> int:
 
 
 class Timed:
-    """Wrap a module function to record (seconds, its result) of each call."""
+    """Wrap a module's function (or a class's method) to record (seconds, result) of each call."""
 
     def __init__(self, module, name: str):
-        self.module, self.name, self.function, self.calls = module, name, getattr(module, name), []
+        self.function, self.calls = getattr(module, name), []
         setattr(module, name, self)
+
+    def __get__(self, instance, owner):  # wrapping a method: bind it to its instance
+        return self if instance is None else lambda *args, **kwargs: self(instance, *args, **kwargs)
 
     def __call__(self, *args, **kwargs):
         started = time.perf_counter()
@@ -121,14 +125,14 @@ def sigterm_after_first_training_step() -> None:
 def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dict:
     torch.set_num_threads(threads)
     device, device_name = best_device()
-    manifest, vocabulary = write_tracks(workdir, n_training=2 * batch_size)
+    manifest, vocabulary = write_tracks(workdir, n_training=3 * batch_size)
     parameters = write_random_model(workdir / "pretrained", tiny)
     settings = dict(
         epochs=1, batch_size=batch_size, crop_seconds=CROP_SECONDS, eval_batch_size=4, lr_backbone=1e-5,
         lr_head=1e-3, patience=None, checkpoint_minutes=60.0, threads=threads,
     )
     outputs = [manifest, vocabulary, workdir / "pretrained", workdir / "model", workdir / "log.csv", workdir / "state"]
-    saves, loads = Timed(checkpoint, "save_state"), Timed(checkpoint, "load_state")
+    saves, loads = Timed(checkpoint, "save_state"), Timed(train_module.TrainingRun, "resume")
     sigterm_after_first_training_step()
     try:
         train_module.train(*outputs, **settings)
@@ -142,13 +146,16 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
     del state
     state_bytes, write_seconds = saves.calls[0][1]
     summary = train_module.train(*outputs, **settings)  # the resume
-    load_seconds = loads.calls[-1][0]
+    load_seconds = loads.calls[-1][0]  # reading the state into the model and the optimiser
 
+    model = load_classifier(workdir / "model", device=device)
+    scored = [read_split(manifest, split) for split in ("validation", "test")]
     started = time.perf_counter()
-    score_split(workdir / "model", manifest, "test", batch_size=4, threads=threads)
+    logits, _ = window_logits(
+        model, [p for s in scored for p in s.paths], np.concatenate([s.n_frames for s in scored]),
+        window_frames_of(model), 4, device, threads, desc="scoring",
+    )
     scoring_seconds = time.perf_counter() - started
-    test = read_split(manifest, "test")
-    n_windows = len(evaluation_windows(test.n_frames, round(CROP_SECONDS * FRAMES_PER_SECOND)))
     result = dict(
         machine=f"{platform.node()}: {device_name}, {os.cpu_count()} CPUs",
         architecture="tiny" if tiny else "Wav2Vec2BertConfig() defaults (w2v-bert-2.0)",
@@ -161,7 +168,7 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
         resume_state_write_seconds=write_seconds,
         resume_state_load_seconds=load_seconds,
         best_weights_bytes=(workdir / "model" / "model.safetensors").stat().st_size,
-        scoring_windows_per_second=n_windows / scoring_seconds,
+        scoring_windows_per_second=len(logits) / scoring_seconds,
         peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     )
     if device.type == "cuda":

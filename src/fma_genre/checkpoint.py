@@ -2,7 +2,7 @@
 
 `state_dir` holds two files, each written atomically and fsynced:
 - `state.pt`: the model, AdamW's state, the scheduler, the RNG states and the progress, once
-  each (about 3x the fp32 weights: weights plus AdamW's two moments), loaded with mmap and
+  each (about 3x the fp32 weights: weights plus AdamW's two moments), loaded with
   `weights_only=True`. Written at every epoch end, every `checkpoint_minutes` inside an epoch
   and when SIGTERM arrives.
 - `best.safetensors`: the weights of the best epoch so far, written only when it improves.
@@ -60,13 +60,17 @@ def load_state(state_dir: Path, key: dict) -> dict | None:
     if not path.exists():
         return None
     started = time.perf_counter()
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if state["key"] != key:
-        saved = state["key"]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved_key = state["key"]
+    except Exception as error:  # another version's format, or damaged: it cannot be resumed
+        log.warning("ignoring %s, which cannot be read (%s): training starts afresh", path, error)
+        return None
+    if saved_key != key:
         changes = "; ".join(
-            f"{name}: {saved.get(name)!r} then, {key.get(name)!r} now"
-            for name in sorted(saved.keys() | key.keys())
-            if saved.get(name) != key.get(name)
+            f"{name}: {saved_key.get(name)!r} then, {key.get(name)!r} now"
+            for name in sorted(saved_key.keys() | key.keys())
+            if saved_key.get(name) != key.get(name)
         )
         log.warning("ignoring %s, made by a run that differs in %s: training starts afresh", path, changes)
         return None

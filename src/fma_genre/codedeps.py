@@ -11,6 +11,7 @@ nor is `logs.py` (see RESULT_NEUTRAL).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -29,7 +30,13 @@ def module_path(name: str, package_dir: Path = PACKAGE_DIR) -> Path:
 
 def imported_package_modules(source: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> set[str]:
     """Names of the package modules (`fma_genre.x`) in `package_dir` that a Python file imports."""
-    tree = ast.parse(Path(source).read_text(), filename=str(source))
+    return set(_imports(str(source), os.stat(source).st_mtime_ns, Path(package_dir)))
+
+
+@functools.lru_cache(maxsize=None)
+def _imports(source: str, mtime_ns: int, package_dir: Path) -> frozenset[str]:
+    """Parsed once per file version: planning the DAG asks for every rule's closure."""
+    tree = ast.parse(Path(source).read_text(), filename=source)
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -39,7 +46,7 @@ def imported_package_modules(source: str | os.PathLike, package_dir: Path = PACK
                 names |= {f"{PACKAGE}.{alias.name}" for alias in node.names}
             elif node.module.startswith(f"{PACKAGE}."):
                 names.add(node.module)
-    return {name for name in names - RESULT_NEUTRAL if module_path(name, package_dir).is_file()}
+    return frozenset(name for name in names - RESULT_NEUTRAL if module_path(name, package_dir).is_file())
 
 
 def import_closure(*sources: str | os.PathLike, package_dir: Path = PACKAGE_DIR) -> list[Path]:

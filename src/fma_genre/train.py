@@ -229,8 +229,9 @@ def train_epoch(
     )
     last_checkpoint = step_started = time.perf_counter()
     for features, mask, tracks in batches:
+        features, mask = features.to(run.device), mask.to(run.device)
         with autocast(run.device):
-            logits = run.model(input_features=features.to(run.device), attention_mask=mask.to(run.device)).logits
+            logits = run.model(input_features=features, attention_mask=mask).logits
         loss = run.loss_fn(logits.float(), targets[tracks].to(run.device))
         if not torch.isfinite(loss):
             raise FloatingPointError(

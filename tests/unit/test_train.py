@@ -402,9 +402,19 @@ def test_a_state_from_other_settings_or_features_is_ignored_saying_why(
 
     # More epochs: the cosine schedule would differ, so the run restarts, and says so.
     caplog.clear()
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING):
+        patch.setattr(train_module, "save_model", killed)
+        with pytest.raises(RuntimeError):
+            run_training(dataset, tmp_path, epochs=4, manifest=changed)
+    assert "differs in epochs: 3 then, 4 now" in caplog.text
+    assert len(pd.read_csv(tmp_path / "training_log.csv")) == 4
+
+    # A state this code cannot read (another version's, or damaged) is not resumed either.
+    (tmp_path / "state" / checkpoint.STATE_FILE).write_bytes(b"not a checkpoint")
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         run_training(dataset, tmp_path, epochs=4, manifest=changed)
-    assert "differs in epochs: 3 then, 4 now" in caplog.text
+    assert re.search(r"ignoring .*state\.pt, which cannot be read", caplog.text)
     assert len(pd.read_csv(tmp_path / "training_log.csv")) == 4
 
 
