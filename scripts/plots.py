@@ -6,6 +6,7 @@ from fma_genre.plots import draw_figures
 log_to(snakemake.log[0])
 draw_figures(
     test_scores_csv=snakemake.input.test_scores,
+    baseline_scores_csv=snakemake.input.baseline_scores,
     manifest_csv=snakemake.input.manifest,
     vocabulary_tsv=snakemake.input.vocabulary,
     training_log_csv=snakemake.input.training_log,

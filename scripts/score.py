@@ -6,12 +6,13 @@ from fma_genre.logs import log_to
 from fma_genre.scores import write_scores_csv
 
 log_to(snakemake.log[0])
+vocabulary = read_vocabulary(snakemake.input.vocabulary)
 track_ids, scores, excluded = score_split(
     snakemake.input.model,
     snakemake.input.manifest,
     snakemake.wildcards.split,
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
+    labels=[genre.title for genre in vocabulary],
 )
-label_columns = [genre.column for genre in read_vocabulary(snakemake.input.vocabulary)]
-write_scores_csv(snakemake.output.scores, track_ids, scores, label_columns, excluded)
+write_scores_csv(snakemake.output.scores, track_ids, scores, [genre.column for genre in vocabulary], excluded)

@@ -5,11 +5,14 @@
   each (about 3x the fp32 weights: weights plus AdamW's two moments), loaded with
   `weights_only=True`. Written at every epoch end, every `checkpoint_minutes` inside an epoch
   and when SIGTERM arrives.
-- `best.safetensors`: the weights of the best epoch so far, written only when it improves.
+- `best-epochNNNN.safetensors`: the weights of the best epoch so far, written only when it
+  improves; the one of an older best epoch is deleted once a state naming the newer one is
+  written, so a crash between the two writes leaves both, and the state's epoch is loadable.
 Both are bound to a key: everything that changes the result (settings, the manifest's SHA1, which
 covers every feature file's content digest, the pretrained commit and the training code). A
-state with another key is ignored, with a log line naming what differs. Temporaries left by a
-killed writer are removed at the next start; only the final names are ever loaded.
+state with another key (or in a format this code cannot read) is ignored, with a log line saying
+why, and replaced by the new run's first checkpoint. Temporaries left by a killed writer are
+removed at the next start; only the final names are ever loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import time
 from pathlib import Path
 
@@ -30,15 +34,14 @@ from fma_genre.atomic import atomic_path, remove_temporaries
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.pt"
-BEST_FILE = "best.safetensors"
+BEST_GLOB = "best-epoch*.safetensors"
+# What a state file this code cannot resume raises (another version's format, a damaged file);
+# anything else, an I/O error say, is not a reason to start a long training afresh.
+UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError)
 
 
-def file_sha1(path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def best_path(state_dir: Path, epoch: int) -> Path:
+    return state_dir / f"best-epoch{epoch:04d}.safetensors"
 
 
 def key_digest(key: dict) -> str:
@@ -63,7 +66,7 @@ def load_state(state_dir: Path, key: dict) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         saved_key = state["key"]
-    except Exception as error:  # another version's format, or damaged: it cannot be resumed
+    except UNREADABLE as error:
         log.warning("ignoring %s, which cannot be read (%s): training starts afresh", path, error)
         return None
     if saved_key != key:
@@ -92,13 +95,20 @@ def save_state(state_dir: Path, state: dict) -> tuple[int, float]:
 def save_best(state_dir: Path, model: torch.nn.Module, key: dict, epoch: int) -> None:
     """The model's weights as the best so far, tagged with the run's key and the epoch."""
     weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    with atomic_path(state_dir / BEST_FILE, durable=True) as tmp:
+    with atomic_path(best_path(state_dir, epoch), durable=True) as tmp:
         save_file(weights, tmp, metadata={"key": key_digest(key), "epoch": str(epoch)})
+
+
+def keep_only_best(state_dir: Path, epoch: int) -> None:
+    """Delete the best weights of every epoch but `epoch` (call once a state names `epoch`)."""
+    for path in state_dir.glob(BEST_GLOB):
+        if path != best_path(state_dir, epoch):
+            path.unlink()
 
 
 def load_best(state_dir: Path, key: dict, epoch: int) -> dict[str, torch.Tensor]:
     """The best weights, checked to be this run's and of `epoch`."""
-    path = state_dir / BEST_FILE
+    path = best_path(state_dir, epoch)
     with safe_open(path, framework="pt") as best:
         metadata = best.metadata()
         if metadata != {"key": key_digest(key), "epoch": str(epoch)}:
@@ -111,8 +121,9 @@ def load_best(state_dir: Path, key: dict, epoch: int) -> dict[str, torch.Tensor]
 
 def clear(state_dir: Path) -> None:
     """Delete the state once the model is written: it is no longer needed (and it is large)."""
-    for name in (STATE_FILE, BEST_FILE):
-        (state_dir / name).unlink(missing_ok=True)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    for path in state_dir.glob(BEST_GLOB):
+        path.unlink()
 
 
 def rng_states() -> dict:

@@ -7,7 +7,6 @@ across retries within one call and across runs.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fma_genre.digests import CHUNK_BYTES, sha1_of
+
 log = logging.getLogger(__name__)
 
 OFFICIAL_BASE_URL = "https://os.unil.cloud.switch.ch/fma/"
@@ -31,7 +32,6 @@ OFFICIAL_SHA1 = {
     "fma_large.zip": "497109f4dd721066b5ce5e5f250ec604dc78939e",
 }
 
-CHUNK_BYTES = 4 * 1024 * 1024
 # `sha1sum` output: 40 hex digits, then two spaces (text mode) or a space and `*` (binary mode).
 _SHA1SUM_LINE = re.compile(r"^([0-9a-fA-F]{40}) [ *](.+)$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -66,15 +66,6 @@ def parse_sha1sums(text: str, origin: str) -> dict[str, str]:
 def read_sha1sums(path: str | os.PathLike) -> dict[str, str]:
     """Read a checksums file in `sha1sum` format (`sha1  name`) into {name: lowercase sha1}."""
     return parse_sha1sums(Path(path).read_text(), str(path))
-
-
-def sha1_of(path: str | os.PathLike) -> str:
-    """SHA1 hex digest of a file, read in chunks so that multi-GB archives fit in memory."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_url(source: str) -> bool:

@@ -19,7 +19,7 @@ from fma_genre.atomic import atomic_path, write_text
 from fma_genre.labels import Genre, read_vocabulary
 from fma_genre.metrics import classification_metrics, predict_top_genre
 from fma_genre.saved_model import read_label_thresholds, read_training_summary
-from fma_genre.scores import read_scores_csv
+from fma_genre.scores import common_tracks, read_scores_csv, rows_for
 from fma_genre.tracks import read_manifest
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,6 @@ def write_predictions_csv(
         table.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def _restrict(track_ids: np.ndarray, scores: np.ndarray, keep: list[int]) -> np.ndarray:
-    row_of = {t: i for i, t in enumerate(track_ids)}
-    return scores[[row_of[t] for t in keep]]
-
-
 def _metrics(scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre], thresholds) -> dict:
     return classification_metrics(
         test[[g.column for g in vocabulary]].to_numpy(int),
@@ -133,18 +128,19 @@ def evaluate(
     model_ids, model_scores, model_excluded = read_scores_csv(test_scores_csv, label_columns)
     baseline_ids, baseline_scores, baseline_excluded = read_scores_csv(baseline_scores_csv, label_columns)
     excluded = {**baseline_excluded, **model_excluded}
-    used = sorted(set(model_ids) & set(baseline_ids))
+    used = common_tracks(model_ids, baseline_ids)
+    accounted_for = set(used) | set(excluded)
     excluded.update(
-        {t: "scored by only one of model and baseline" for t in test.index if t not in used and t not in excluded}
+        {t: "scored by only one of model and baseline" for t in test.index if t not in accounted_for}
     )
     used_test = test.loc[used]
-    model_scores = _restrict(model_ids, model_scores, used)
+    model_scores = rows_for(model_ids, model_scores, used)
     baseline_summary = json.loads(open(baseline_summary_json).read())
     model_metrics = _metrics(
         model_scores, used_test, vocabulary, read_label_thresholds(model_dir, label_titles)
     )
     baseline_metrics = _metrics(
-        _restrict(baseline_ids, baseline_scores, used), used_test, vocabulary,
+        rows_for(baseline_ids, baseline_scores, used), used_test, vocabulary,
         [baseline_summary["label_thresholds"][title] for title in label_titles],
     )
 

@@ -84,17 +84,30 @@ def track_probabilities(logits: torch.Tensor, window_tracks: torch.Tensor, n_tra
 
 
 def score_split(
-    model_dir: str | Path, manifest_csv: str | Path, split: str, *, batch_size: int = 16, threads: int = 2
+    model_dir: str | Path,
+    manifest_csv: str | Path,
+    split: str,
+    *,
+    batch_size: int = 16,
+    threads: int = 2,
+    labels: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Probabilities of a trained model for the tracks of one split.
 
     Returns (track ids, (tracks, labels) float32 probabilities in the model's label order,
-    {track_id: reason} for the split's tracks without usable features).
+    {track_id: reason} for the split's tracks without usable features). `labels`: the label
+    order the caller expects (e.g. the vocabulary's); a model with others is refused.
     """
     torch.set_num_threads(threads)
     device, device_name = best_device()
     tracks = read_split(manifest_csv, split)
     model = load_classifier(model_dir, device=device)
+    model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if labels is not None and list(labels) != model_labels:
+        raise ValueError(
+            f"{model_dir} has the labels {model_labels[:5]}... ({len(model_labels)}), "
+            f"expected {list(labels)[:5]}... ({len(labels)}): the model is not this vocabulary's"
+        )
     if not len(tracks.track_ids):
         return tracks.track_ids, np.zeros((0, model.config.num_labels), dtype=np.float32), tracks.excluded
     log.info("scoring %d %s tracks on %s", len(tracks.track_ids), split, device_name)

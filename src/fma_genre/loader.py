@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,14 @@ def collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(input_features), torch.from_numpy(attention_mask), tracks
 
 
+def ignore_sigterm(worker_id: int) -> None:
+    """A loader worker outlives SIGTERM. SLURM signals every process of the job step, and torch's
+    own worker handler would die of it, which fails the training process with "DataLoader worker
+    exited unexpectedly" before it can write its checkpoint. The workers still stop when the
+    loader shuts them down, or when the training process is gone."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def window_loader(
     sources: Sequence[FrameSource],
     windows: Sequence[Window],
@@ -62,6 +71,7 @@ def window_loader(
         batch_size=batch_size,
         collate_fn=collate,
         num_workers=workers,
+        worker_init_fn=ignore_sigterm if workers else None,
         pin_memory=device.type == "cuda",
         # Its own generator: otherwise each new iterator draws a worker seed from the global RNG,
         # and a run resumed mid-epoch would get other dropout and SpecAugment masks.

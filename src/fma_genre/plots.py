@@ -7,6 +7,7 @@ follows from its content count alone.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -22,8 +23,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from fma_genre.atomic import atomic_path  # noqa: E402
 from fma_genre.labels import read_vocabulary  # noqa: E402
 from fma_genre.metrics import top_genre_metrics  # noqa: E402
-from fma_genre.scores import read_scores_csv  # noqa: E402
+from fma_genre.scores import common_tracks, read_scores_csv, rows_for  # noqa: E402
 from fma_genre.tracks import read_manifest  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 DPI = 100
 CONFUSION_INCHES_PER_LABEL = 0.7
@@ -68,7 +71,7 @@ def plot_confusion_matrix(
 
 def plot_training_curves(training_log_csv: str | os.PathLike, png_path: str | os.PathLike) -> None:
     """Left: train and validation loss; right: validation mAP, top-genre accuracy and macro-F1."""
-    log = pd.read_csv(training_log_csv)
+    training_log = pd.read_csv(training_log_csv)
     panels = {
         "loss": {"train_loss": "train", "val_loss": "validation"},
         "validation metric": {
@@ -80,8 +83,8 @@ def plot_training_curves(training_log_csv: str | os.PathLike, png_path: str | os
     figure, all_axes = plt.subplots(1, len(panels), figsize=TRAINING_CURVES_INCHES, layout="constrained")
     for axes, (ylabel, series) in zip(all_axes, panels.items()):
         for column, name in series.items():
-            # Rows logged without this value (e.g. mid-epoch steps) are skipped, not drawn as gaps.
-            points = log[["epoch", column]].dropna()
+            # Epochs where a metric is undefined (NaN: no positive label) are skipped, not gaps.
+            points = training_log[["epoch", column]].dropna()
             axes.plot(points["epoch"], points[column], marker="o", label=name)
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -92,15 +95,24 @@ def plot_training_curves(training_log_csv: str | os.PathLike, png_path: str | os
 
 
 def draw_figures(
-    *, test_scores_csv, manifest_csv, vocabulary_tsv, training_log_csv, confusion_matrix_png,
-    training_curves_png, model_name: str,
-) -> None:
-    """Both figures of the report, from the model's test scores and the training log."""
+    *, test_scores_csv, baseline_scores_csv, manifest_csv, vocabulary_tsv, training_log_csv,
+    confusion_matrix_png, training_curves_png, model_name: str,
+) -> dict:
+    """Both figures of the report, from the model's test scores and the training log.
+
+    The confusion matrix covers the tracks that metrics.json covers: those both the model and
+    the baseline scored. Returns its top-genre metrics.
+    """
     vocabulary = read_vocabulary(vocabulary_tsv)
-    track_ids, scores, _ = read_scores_csv(test_scores_csv, [g.column for g in vocabulary])
-    genre_top = read_manifest(manifest_csv).set_index("track_id").loc[track_ids, "genre_top"]
+    columns = [g.column for g in vocabulary]
+    track_ids, scores, _ = read_scores_csv(test_scores_csv, columns)
+    used = common_tracks(track_ids, read_scores_csv(baseline_scores_csv, columns)[0])
+    genre_top = read_manifest(manifest_csv).set_index("track_id").loc[used, "genre_top"]
     top = top_genre_metrics(
-        scores, [g.title for g in vocabulary], np.array([g.top_level for g in vocabulary]), genre_top.tolist()
+        rows_for(track_ids, scores, used),
+        [g.title for g in vocabulary],
+        np.array([g.top_level for g in vocabulary]),
+        genre_top.tolist(),
     )
     plot_confusion_matrix(
         top["confusion_matrix"]["matrix"],
@@ -110,3 +122,8 @@ def draw_figures(
         f"(accuracy {top['top_genre_accuracy']:.3f})",
     )
     plot_training_curves(training_log_csv, training_curves_png)
+    log.info(
+        "confusion matrix of %d test tracks, top-genre accuracy %.4f",
+        top["n_tracks_top_genre"], top["top_genre_accuracy"],
+    )
+    return top

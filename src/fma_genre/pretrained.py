@@ -10,7 +10,6 @@ summary, the model card and the metrics.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from huggingface_hub import model_info, snapshot_download
 from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
 
 from fma_genre.atomic import atomic_directory, write_text
+from fma_genre.digests import sha1_of
 
 SOURCE_FILE = "source.json"
 TINY_MODEL_ID = "tiny random Wav2Vec2-BERT"
@@ -83,7 +83,7 @@ def write_tiny_model(out_dir: str | os.PathLike, seed: int = 0) -> str:
     with atomic_directory(out_dir) as staging:
         model.save_pretrained(staging)
         feature_extractor().save_pretrained(staging)
-        commit = hashlib.sha1((staging / "model.safetensors").read_bytes()).hexdigest()
+        commit = sha1_of(staging / "model.safetensors")
         write_source(staging, TINY_MODEL_ID, f"seed {seed}", commit)
     return commit
 

@@ -41,3 +41,14 @@ def read_scores_csv(path: str | os.PathLike, label_columns) -> tuple[np.ndarray,
     excluded = dict(zip(table.loc[~ok, "track_id"].astype(int), table.loc[~ok, STATUS]))
     scored = table[ok]
     return scored["track_id"].to_numpy(int), scored[list(label_columns)].to_numpy(float), excluded
+
+
+def common_tracks(*track_ids) -> list[int]:
+    """The tracks that every table scored, by id: the model and the baseline are compared there."""
+    return sorted(set.intersection(*(set(map(int, ids)) for ids in track_ids)))
+
+
+def rows_for(track_ids, scores: np.ndarray, keep: list[int]) -> np.ndarray:
+    """The rows of `scores` (one per id of `track_ids`) for the ids `keep`, in that order."""
+    row_of = {int(t): i for i, t in enumerate(track_ids)}
+    return scores[[row_of[t] for t in keep]]

@@ -7,8 +7,10 @@ per-label decision thresholds are then tuned on that epoch's validation scores.
 
 The run is resumable (`checkpoint.py`): the state is saved at every epoch end, every
 `checkpoint_minutes` inside an epoch and when SIGTERM arrives (SLURM's warning before a time
-limit; the run then stops with `TrainingInterrupted`). The same call continues from it, exactly
-as if never stopped, even mid-epoch. The state is deleted once the model is written.
+limit; the run then stops with `TrainingInterrupted`). The same call continues from it, even
+mid-epoch, with the same crops, batches and RNG streams as if never stopped: on CPU the result is
+bit-identical (tested); on a GPU it is so up to its kernels' own non-determinism (bf16 SDPA and
+atomic adds). The state is deleted once the model is written.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tqdm import tqdm
 from fma_genre import checkpoint
 from fma_genre.atomic import atomic_path
 from fma_genre.codedeps import module_closure_digest
+from fma_genre.digests import sha1_of
 from fma_genre.inference import (
     ScoringStopped,
     autocast,
@@ -166,8 +169,7 @@ class TrainingRun:
 
     def resume(self) -> None:
         state = checkpoint.load_state(self.state_dir, self.key)
-        if state is None:
-            checkpoint.clear(self.state_dir)
+        if state is None:  # the old state, if any, is replaced by this run's first checkpoint
             return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -182,7 +184,7 @@ class TrainingRun:
         )
 
     def save_checkpoint(self) -> tuple[int, float]:
-        return checkpoint.save_state(
+        written = checkpoint.save_state(
             self.state_dir,
             dict(
                 key=self.key,
@@ -194,6 +196,8 @@ class TrainingRun:
                 best_validation_scores=self.best_validation_scores,
             ),
         )
+        checkpoint.keep_only_best(self.state_dir, self.progress.best_epoch)
+        return written
 
     def learning_rate(self, part: str) -> float:
         return next((g["lr"] for g in self.optimizer.param_groups if g["part"] == part), 0.0)
@@ -448,8 +452,8 @@ def build_run(
     )
     key = settings | dict(
         # The manifest holds every feature file's SHA1: recomputed features make a state stale.
-        manifest_sha1=checkpoint.file_sha1(manifest_csv),
-        vocabulary_sha1=checkpoint.file_sha1(vocabulary_tsv),
+        manifest_sha1=sha1_of(manifest_csv),
+        vocabulary_sha1=sha1_of(vocabulary_tsv),
         pretrained_commit=read_source(pretrained_dir)["commit"],
         training_code=module_closure_digest(__name__),
     )

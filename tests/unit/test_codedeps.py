@@ -34,7 +34,7 @@ def test_closures_follow_imports_through_modules():
     assert {"train", "metrics", "labels", "loader", "model", "checkpoint", "inference"} <= closure_names("train")
     assert {"metrics", "plots", "scores"} <= closure_names("plots") and "evaluate" not in closure_names("plots")
     assert "plots" not in closure_names("evaluate") and "baseline" not in closure_names("evaluate")
-    assert closure_names("download") == {"download"}
+    assert closure_names("download") == {"download", "digests"}
 
 
 def test_evaluation_never_loads_the_model():

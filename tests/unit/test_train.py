@@ -23,7 +23,7 @@ from fma_genre import checkpoint
 from fma_genre import train as train_module
 from fma_genre.audio import decode_mono_16k
 from fma_genre.inference import score_split
-from fma_genre.loader import LogMelWindows, collate
+from fma_genre.loader import LogMelWindows, collate, window_loader
 from fma_genre.metrics import tune_thresholds
 from fma_genre.model import load_classifier
 from fma_genre.pretrained import write_tiny_model
@@ -291,8 +291,28 @@ def test_resume_state_is_model_optimiser_and_little_else(dataset, tmp_path, monk
         t.numel() * t.element_size() for s in state["optimizer"]["state"].values() for t in s.values()
     )
     assert state_path.stat().st_size <= 1.05 * (model_bytes + adam_bytes) + 200_000  # + pickle framing
-    best = load_file(tmp_path / "state" / checkpoint.BEST_FILE)
+    best = load_file(checkpoint.best_path(tmp_path / "state", 1))
     assert best.keys() == state["model"].keys()
+    assert [p.name for p in (tmp_path / "state").glob(checkpoint.BEST_GLOB)] == ["best-epoch0001.safetensors"]
+
+
+def test_a_crash_between_the_best_weights_and_the_state_keeps_the_states_best_loadable(dataset, tmp_path):
+    """Epoch 2's weights are written as the new best, then the run dies before the state that
+    names epoch 2: the state still names epoch 1, whose weights must still be there."""
+    manifest, vocabulary, tiny = dataset
+    state_dir = checkpoint.prepare(tmp_path / "state")
+    key = {"run": "test"}
+    models = [load_classifier(tiny, TITLES) for _ in range(2)]
+    torch.nn.init.zeros_(models[1].classifier.weight)
+    checkpoint.save_best(state_dir, models[0], key, 1)
+    checkpoint.keep_only_best(state_dir, 1)  # the state naming epoch 1 is written
+    checkpoint.save_best(state_dir, models[1], key, 2)  # ... and then the crash
+    restored = checkpoint.load_best(state_dir, key, 1)
+    assert torch.equal(restored["classifier.weight"], models[0].state_dict()["classifier.weight"])
+    checkpoint.keep_only_best(state_dir, 2)  # once a state names epoch 2, epoch 1's go
+    assert [p.name for p in state_dir.glob(checkpoint.BEST_GLOB)] == ["best-epoch0002.safetensors"]
+    with pytest.raises(RuntimeError, match="holds epoch 2 of run .* expected epoch 2 of run"):
+        checkpoint.load_best(state_dir, {"run": "another"}, 2)
 
 
 def test_killed_run_continues_at_the_next_epoch(dataset, trained, tmp_path, monkeypatch):
@@ -505,3 +525,20 @@ def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
     for key in ("seconds_per_training_step", "resume_state_write_seconds", "resume_state_load_seconds",
                 "scoring_windows_per_second", "peak_rss_bytes", "best_weights_bytes"):
         assert report[key] > 0, key
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")
+def test_loader_workers_outlive_the_sigterm_the_training_answers(dataset):
+    """On a GPU the loader has worker processes, and SLURM's SIGTERM reaches them too: they must
+    go on serving batches while the training finishes its step and writes its checkpoint."""
+    manifest, _, _ = dataset
+    tracks = read_split(manifest, "training")
+    windows = [(t, 0, 100) for t in range(len(tracks.paths))]
+    # The loader as it is built for CUDA: threads - 1 worker processes.
+    batches = iter(window_loader(tracks.paths, windows, 2, torch.device("cuda"), threads=2))
+    first = next(batches)
+    [worker] = batches._workers
+    os.kill(worker.pid, signal.SIGTERM)
+    rest = list(batches)
+    assert len(first[0]) + sum(len(features) for features, _, _ in rest) == len(windows)
+    assert not worker.is_alive()  # and it stopped when the loader was done

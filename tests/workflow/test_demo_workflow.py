@@ -98,6 +98,11 @@ def test_metrics_show_a_model_that_learned(demo):
     assert (scores["status"] == "ok").sum() == 32
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (workdir / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The confusion matrix shows the tracks and the accuracy that metrics.json reports.
+    plotted = re.search(r"confusion matrix of (\d+) test tracks, top-genre accuracy ([\d.]+)",
+                        (workdir / "logs/plots.log").read_text())
+    assert int(plotted[1]) == metrics["data"]["n_test_tracks_used"]
+    assert float(plotted[2]) == pytest.approx(model["top_genre_accuracy"], abs=1e-4)
 
 
 @contextlib.contextmanager
