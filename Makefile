@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile
 CORES ?= 2
 
-.PHONY: demo test lint bench clean-demo
+.PHONY: demo test lint clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	mkdir -p demo
 	$(SNAKEMAKE) --directory demo --configfile $(CURDIR)/config/demo.yaml \
-		--workflow-profile $(CURDIR)/workflow/profiles/default --cores $(CORES) results/metrics.json
+		--workflow-profile $(CURDIR)/workflow/profiles/demo --cores $(CORES) results/metrics.json
 	@echo "Demo metrics: demo/results/metrics.json"
 
 ## test: the unit and workflow tests

@@ -131,7 +131,8 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
         epochs=1, batch_size=batch_size, crop_seconds=CROP_SECONDS, eval_batch_size=4, lr_backbone=1e-5,
         lr_head=1e-3, patience=None, checkpoint_minutes=60.0, threads=threads,
     )
-    outputs = [manifest, vocabulary, workdir / "pretrained", workdir / "model", workdir / "log.csv", workdir / "state"]
+    outputs = [manifest, vocabulary, workdir / "pretrained", workdir / "model", workdir / "log.csv", workdir / "state",
+               workdir / "tensorboard"]
     saves, loads = Timed(checkpoint, "save_state"), Timed(train_module.TrainingRun, "resume")
     sigterm_after_first_training_step()
     try:

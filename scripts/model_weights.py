@@ -5,6 +5,6 @@ from fma_genre.pretrained import fetch_pretrained, write_tiny_model
 
 log_to(snakemake.log[0])
 if snakemake.params.tiny:
-    write_tiny_model(snakemake.output.weights, seed=snakemake.params.seed)
+    write_tiny_model(snakemake.output.weights)  # one for every experiment and seed
 else:
     fetch_pretrained(snakemake.params.model, snakemake.output.weights, revision=snakemake.params.revision)

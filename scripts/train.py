@@ -1,4 +1,4 @@
-"""Rule train: fine-tune Wav2Vec2-BERT; the best validation epoch goes to results/model."""
+"""Rule train: one experiment and seed; its best validation epoch is its model."""
 
 from fma_genre.logs import log_to
 from fma_genre.train import train
@@ -12,6 +12,7 @@ train(
     snakemake.output.model,
     snakemake.output.training_log,
     snakemake.params.state_dir,
+    snakemake.params.tensorboard_dir,
     threads=snakemake.threads,
     **snakemake.params.training,
 )

@@ -94,3 +94,14 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(discard, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def link_directory(source: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """`dest` as a copy of the flat folder `source`, atomically: hard links where the file system
+    allows (a 600 M-parameter model is 2.3 GB), copies where it does not."""
+    with atomic_directory(dest) as staging:
+        for item in Path(source).iterdir():
+            try:
+                os.link(item, staging / item.name)
+            except OSError:
+                shutil.copy2(item, staging / item.name)

@@ -1,5 +1,6 @@
-"""Evaluation stage: the model's and the baseline's test scores compared on the same tracks, with
-scikit-learn metrics, into `metrics.json` and a predictions table. It reads score tables and the
+"""Evaluation stage of one experiment and seed: its test scores and the baseline's compared on the
+same tracks, with scikit-learn metrics and bootstrap intervals over the test tracks, into its
+`metrics.json` and a predictions table. It reads score tables and the
 model's JSON files only: the model itself is never loaded here (scoring is the `score` rule's).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fma_genre.atomic import atomic_path, write_text
+from fma_genre.experiments import bootstrap_intervals
 from fma_genre.labels import Genre, read_vocabulary
 from fma_genre.metrics import classification_metrics, predict_top_genre
 from fma_genre.saved_model import read_label_thresholds, read_training_summary
@@ -24,6 +26,7 @@ from fma_genre.tracks import read_manifest
 
 log = logging.getLogger(__name__)
 
+BOOTSTRAP_RESAMPLES = 1000  # of the test tracks, seeded: the same scores give the same intervals
 TRAINING_FACTS = (
     "best_epoch", "selection_metric", "epochs_trained", "stopped_early", "training_seconds",
     "train_clips_per_second", "device", "validation", "settings", "base_model_source",
@@ -96,8 +99,11 @@ def write_predictions_csv(
         table.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def _metrics(scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre], thresholds) -> dict:
-    return classification_metrics(
+def _metrics(
+    scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre], thresholds, bootstrap: bool = False
+) -> dict:
+    """The metrics of `scores` on the `test` tracks; `bootstrap`: with 95% intervals over them."""
+    inputs = (
         test[[g.column for g in vocabulary]].to_numpy(int),
         scores,
         [g.title for g in vocabulary],
@@ -105,6 +111,10 @@ def _metrics(scores: np.ndarray, test: pd.DataFrame, vocabulary: list[Genre], th
         test["genre_top"].tolist(),
         np.asarray(thresholds),
     )
+    metrics = classification_metrics(*inputs)
+    if bootstrap:
+        metrics["bootstrap"] = bootstrap_intervals(*inputs, resamples=BOOTSTRAP_RESAMPLES, seed=0)
+    return metrics
 
 
 def evaluate(
@@ -137,7 +147,7 @@ def evaluate(
     model_scores = rows_for(model_ids, model_scores, used)
     baseline_summary = json.loads(open(baseline_summary_json).read())
     model_metrics = _metrics(
-        model_scores, used_test, vocabulary, read_label_thresholds(model_dir, label_titles)
+        model_scores, used_test, vocabulary, read_label_thresholds(model_dir, label_titles), bootstrap=True
     )
     baseline_metrics = _metrics(
         rows_for(baseline_ids, baseline_scores, used), used_test, vocabulary,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,8 +47,8 @@ def window_frames_of(model) -> int:
 
 
 @torch.no_grad()
-def window_logits(
-    model,
+def window_outputs(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     sources: Sequence[FrameSource],
     n_frames: Sequence[int],
     window_frames: int,
@@ -59,22 +59,32 @@ def window_logits(
     stop: threading.Event | None = None,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(windows, labels) float32 logits of every scoring window, and each window's track index.
+    """`forward(input_features, attention_mask)` of every scoring window, as float32 on the CPU,
+    and each window's track index.
 
     Raises `ScoringStopped` between batches once `stop` is set. `progress`: a tqdm bar on stderr.
     """
-    model.eval()
     windows = evaluation_windows(np.asarray(n_frames), window_frames)
-    logits, window_tracks = [], []
+    outputs, window_tracks = [], []
     batches = window_loader(sources, windows, batch_size, device, threads)
     for features, mask, track in tqdm(batches, desc=desc, file=sys.stderr, leave=False, disable=not progress):
         if stop is not None and stop.is_set():
             raise ScoringStopped(desc)
         with autocast(device):
-            output = model(input_features=features.to(device), attention_mask=mask.to(device))
-        logits.append(output.logits.float().cpu())
+            outputs.append(forward(features.to(device), mask.to(device)).float().cpu())
         window_tracks.append(track)
-    return torch.cat(logits), torch.cat(window_tracks)
+    return torch.cat(outputs), torch.cat(window_tracks)
+
+
+def window_logits(model, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(windows, labels) logits of every scoring window, and each window's track index
+    (the arguments after `model` are `window_outputs`')."""
+    model.eval()
+
+    def logits(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return model(input_features=features, attention_mask=mask).logits
+
+    return window_outputs(logits, *args, **kwargs)
 
 
 def track_probabilities(logits: torch.Tensor, window_tracks: torch.Tensor, n_tracks: int) -> np.ndarray:

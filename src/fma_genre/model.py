@@ -82,14 +82,12 @@ def load_classifier(
     model_dir: str | os.PathLike,
     label_names: Sequence[str] | None = None,
     *,
-    freeze_backbone: bool = False,
     device: str | torch.device = "cpu",
 ) -> Wav2Vec2BertForSequenceClassification:
     """A multi-label Wav2Vec2-BERT classifier from a pretrained backbone or a fine-tuned model.
 
     `label_names` (genre titles, in label order) gives a pretrained backbone its new head, set up
-    for this task; a fine-tuned model (None) is loaded as it was saved. `freeze_backbone` leaves
-    only the head (layer weights, projector, classifier) trainable: a linear probe.
+    for this task; a fine-tuned model (None) is loaded as it was saved.
     """
     device = torch.device(device)
     new_head = {}
@@ -113,6 +111,4 @@ def load_classifier(
         attn_implementation="sdpa" if device.type == "cuda" else "eager",
     )
     use_fast_relative_key_attention(model)
-    if freeze_backbone:
-        model.freeze_base_model()
     return model.to(device)

@@ -1,9 +1,12 @@
-"""Fine-tuning Wav2Vec2-BERT on log-mel crops: batch → loss → optimiser step → log → checkpoint.
+"""Training Wav2Vec2-BERT on log-mel crops: batch → loss → optimiser step → log → checkpoint.
 
-Each epoch trains on one random crop of every training track, then scores the validation split
-in windows (`inference.py`); the epoch with the best validation `selection_metric` becomes the
-saved model, and training stops early after `patience` epochs without a better one. The
-per-label decision thresholds are then tuned on that epoch's validation scores.
+Three modes: `finetune` (the whole model), `lora` (adapters on the attention projections,
+`lora.py`) and `probe` (a frozen backbone: the head trains on cached backbone outputs,
+`probe.py`). Each epoch trains on one random crop (probe: one cached window) of every training
+track, then scores the validation split in windows (`inference.py`); the epoch with the best
+validation `selection_metric` becomes the saved model, and training stops early after `patience`
+epochs without a better one. The per-label decision thresholds are then tuned on that epoch's
+validation scores. Losses, metrics and learning rates also go to TensorBoard (`run_log.py`).
 
 The run is resumable (`checkpoint.py`): the state is saved at every epoch end, every
 `checkpoint_minutes` inside an epoch and when SIGTERM arrives (SLURM's warning before a time
@@ -22,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,9 +47,12 @@ from fma_genre.inference import (
 )
 from fma_genre.labels import read_vocabulary
 from fma_genre.loader import window_loader
+from fma_genre.lora import add_lora_adapters, is_backbone_parameter, merged
 from fma_genre.metrics import classification_metrics, tune_thresholds
 from fma_genre.model import load_classifier
 from fma_genre.pretrained import read_source
+from fma_genre.probe import PooledWindows, cache_split, head_logits, random_window_batches
+from fma_genre.run_log import RunLog
 from fma_genre.saved_model import save_model
 from fma_genre.tracks import FRAMES_PER_SECOND, SplitTracks, random_crops, read_split
 
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 
 # Validation metrics that can select the best epoch; see the README for why mAP is the default.
 SELECTION_METRICS = ("mAP", "top_genre_accuracy", "macro_f1")
+MODES = ("finetune", "probe", "lora")
 LOG_COLUMNS = (
     "epoch step train_loss val_loss val_mAP val_top_genre_accuracy val_macro_f1 lr_backbone lr_head "
     "epoch_seconds train_clips_per_second"
@@ -99,7 +106,7 @@ def parameter_groups(
     groups = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            part = "backbone" if name.startswith("wav2vec2_bert.") else "head"
+            part = "backbone" if is_backbone_parameter(name) else "head"
             decays = param.ndim >= 2
             group = groups.setdefault(
                 (part, decays),
@@ -166,6 +173,15 @@ class TrainingRun:
     key: dict
     progress: Progress = field(default_factory=Progress)
     best_validation_scores: torch.Tensor | None = None  # (tracks, labels), for the thresholds
+    # Mode probe: the training and validation windows as the head sees them.
+    cache: tuple[PooledWindows, PooledWindows] | None = None
+
+    def logits(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's logits of a batch: log-mel windows, or (probe) cached pooled layers."""
+        inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
+        if "layers" in inputs:
+            return head_logits(self.model, inputs["layers"])
+        return self.model(**inputs).logits
 
     def resume(self) -> None:
         state = checkpoint.load_state(self.state_dir, self.key)
@@ -203,39 +219,52 @@ class TrainingRun:
         return next((g["lr"] for g in self.optimizer.param_groups if g["part"] == part), 0.0)
 
 
+def crop_batches(
+    run: TrainingRun, epoch: int, batch_size: int, crop_frames: int, seed: int, threads: int
+) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """The epoch's remaining batches of (model inputs, track indices): one random crop per track."""
+    # The epoch's crops derive from (seed, epoch) alone, so a resumed epoch gets the same.
+    crops = random_crops(run.training.n_frames, crop_frames, np.random.default_rng([seed, epoch]))
+    crops = crops[run.progress.batches_done * batch_size :]
+    for features, mask, tracks in window_loader(run.training.paths, crops, batch_size, run.device, threads):
+        yield {"input_features": features, "attention_mask": mask}, tracks
+
+
+def epoch_batches(run, epoch: int, batch_size: int, crop_frames: int, seed: int, threads: int):
+    if run.cache is not None:
+        rng = np.random.default_rng([seed, epoch])
+        return random_window_batches(run.cache[0], batch_size, rng, run.progress.batches_done)
+    return crop_batches(run, epoch, batch_size, crop_frames, seed, threads)
+
+
 def train_epoch(
     run: TrainingRun,
     epoch: int,
     epochs: int,
+    batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]],
     *,
     batch_size: int,
-    crop_frames: int,
     grad_clip: float,
-    seed: int,
-    threads: int,
     checkpoint_minutes: float,
     stop_requested: threading.Event,
+    run_log: RunLog,
 ) -> None:
     """The epoch's remaining optimiser steps, with a checkpoint every `checkpoint_minutes`."""
     progress, training = run.progress, run.training
-    # The epoch's crops derive from (seed, epoch) alone, so a resumed epoch gets the same.
-    crops = random_crops(training.n_frames, crop_frames, np.random.default_rng([seed, epoch]))
-    crops = crops[progress.batches_done * batch_size :]
     trainable = [p for p in run.model.parameters() if p.requires_grad]
     targets = torch.from_numpy(training.targets)
     run.model.train()
     batches = tqdm(
-        window_loader(training.paths, crops, batch_size, run.device, threads),
+        batches,
         desc=f"epoch {epoch}/{epochs}",
         file=sys.stderr,
         initial=progress.batches_done,
         total=math.ceil(len(training.track_ids) / batch_size),
     )
     last_checkpoint = step_started = time.perf_counter()
-    for features, mask, tracks in batches:
-        features, mask = features.to(run.device), mask.to(run.device)
+    for inputs, tracks in batches:
         with autocast(run.device):
-            logits = run.model(input_features=features, attention_mask=mask).logits
+            logits = run.logits(inputs)
         loss = run.loss_fn(logits.float(), targets[tracks].to(run.device))
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -254,6 +283,10 @@ def train_epoch(
         batches.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         now = time.perf_counter()
         progress.epoch_train_seconds += now - step_started  # loading included, checkpoints not
+        run_log.step(
+            progress.step, loss.item(), {part: run.learning_rate(part) for part in ("backbone", "head")},
+            len(tracks) / (now - step_started),
+        )
 
         if stop_requested.is_set() or now - last_checkpoint >= 60 * checkpoint_minutes:
             run.save_checkpoint()
@@ -274,16 +307,8 @@ def validate(
     """
     validation = run.validation
     try:
-        logits, window_tracks = window_logits(
-            run.model,
-            validation.paths,
-            validation.n_frames,
-            crop_frames,
-            eval_batch_size,
-            run.device,
-            threads,
-            desc=f"validation {epoch}",
-            stop=stop_requested,
+        logits, window_tracks = validation_logits(
+            run, crop_frames, eval_batch_size, threads, f"validation {epoch}", stop_requested
         )
     except ScoringStopped:
         run.save_checkpoint()
@@ -295,6 +320,22 @@ def validate(
         validation.targets, scores, run.label_names, run.top_level_mask, validation.genre_top
     )
     return val_loss, metrics, scores
+
+
+def validation_logits(
+    run: TrainingRun, crop_frames: int, eval_batch_size: int, threads: int, desc: str,
+    stop_requested: threading.Event,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(windows, labels) logits of every validation window, and each window's track index."""
+    if run.cache is None:
+        return window_logits(
+            run.model, run.validation.paths, run.validation.n_frames, crop_frames, eval_batch_size,
+            run.device, threads, desc=desc, stop=stop_requested,
+        )
+    cached = run.cache[1]
+    run.model.eval()
+    with torch.no_grad(), autocast(run.device):
+        return run.logits({"layers": cached.layers}).float().cpu(), cached.window_tracks
 
 
 def end_epoch(
@@ -348,7 +389,9 @@ def train(
     model_out_dir: str | Path,
     training_log_csv: str | Path,
     state_dir: str | Path,
+    tensorboard_dir: str | Path,
     *,
+    mode: str = "finetune",
     epochs: int = 20,
     batch_size: int = 16,
     crop_seconds: float = 10.0,
@@ -357,7 +400,8 @@ def train(
     weight_decay: float = 0.01,
     warmup_fraction: float = 0.1,
     grad_clip: float = 1.0,
-    freeze_backbone: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
     patience: int | None = 5,
     selection_metric: str = "mAP",
     max_pos_weight: float = 100.0,
@@ -366,22 +410,25 @@ def train(
     checkpoint_minutes: float = 15.0,
     threads: int = 2,
 ) -> dict:
-    """Fine-tune the pretrained model, keep the epoch with the best validation `selection_metric`.
+    """Train the pretrained model in `mode`, keep the epoch with the best validation `selection_metric`.
 
-    Writes the best model to `model_out_dir` (see `saved_model.py`) and one row per epoch to
-    `training_log_csv`; returns the training summary. `patience`: stop after that many epochs
-    without improvement (None: never). `checkpoint_minutes` and `threads` do not change the result.
+    Writes the best model to `model_out_dir` (see `saved_model.py`), one row per epoch to
+    `training_log_csv` and TensorBoard events to `tensorboard_dir`; returns the training summary.
+    `patience`: stop after that many epochs without improvement (None: never). `lora_*` apply to
+    mode lora only. `checkpoint_minutes` and `threads` do not change the result.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if selection_metric not in SELECTION_METRICS:
         raise ValueError(f"selection_metric must be one of {SELECTION_METRICS}, got {selection_metric!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     # Everything that changes the result; `epochs` too, since the cosine schedule spans all epochs.
     settings = dict(
-        epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds, lr_backbone=lr_backbone,
+        mode=mode, epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds, lr_backbone=lr_backbone,
         lr_head=lr_head, weight_decay=weight_decay, warmup_fraction=warmup_fraction, grad_clip=grad_clip,
-        freeze_backbone=freeze_backbone, selection_metric=selection_metric, max_pos_weight=max_pos_weight,
-        seed=seed, eval_batch_size=eval_batch_size,
+        selection_metric=selection_metric, max_pos_weight=max_pos_weight, seed=seed,
+        eval_batch_size=eval_batch_size, **(dict(lora_rank=lora_rank, lora_alpha=lora_alpha) if mode == "lora" else {}),
     )
     torch.set_num_threads(threads)
     device, device_name = best_device()
@@ -390,6 +437,9 @@ def train(
     # From the start: a SIGTERM while the model loads stops the run at its first step.
     with stop_on_sigterm() as stop_requested:
         run = build_run(manifest_csv, vocabulary_tsv, pretrained_dir, state_dir, settings, device)
+        if mode == "probe":
+            run.cache = cache_probe_inputs(run, crop_frames, eval_batch_size, threads, stop_requested)
+        run_log = RunLog(tensorboard_dir, run.progress.step)
 
         def patience_left() -> bool:
             return patience is None or run.progress.epochs_without_improvement < patience
@@ -397,23 +447,24 @@ def train(
         while run.progress.epochs_done < epochs and patience_left():
             epoch = run.progress.epochs_done + 1
             train_epoch(
-                run, epoch, epochs, batch_size=batch_size, crop_frames=crop_frames, grad_clip=grad_clip,
-                seed=seed, threads=threads, checkpoint_minutes=checkpoint_minutes,
-                stop_requested=stop_requested,
+                run, epoch, epochs, epoch_batches(run, epoch, batch_size, crop_frames, seed, threads),
+                batch_size=batch_size, grad_clip=grad_clip, checkpoint_minutes=checkpoint_minutes,
+                stop_requested=stop_requested, run_log=run_log,
             )
             validation_started = time.perf_counter()
             val_loss, metrics, scores = validate(
                 run, crop_frames, eval_batch_size, threads, epoch, stop_requested
             )
-            end_epoch(
+            run_log.epoch(end_epoch(
                 run, epoch, val_loss, metrics, scores, selection_metric,
                 time.perf_counter() - validation_started,
-            )
+            ))
             run.save_checkpoint()
             write_training_log(run.progress.log_rows, training_log_csv)
             if stop_requested.is_set():
                 raise interrupted(f"after epoch {epoch}", run.state_dir)
 
+    run_log.close()
     if not patience_left():
         log.info("early stop: no better validation %s in the last %d epochs", selection_metric, patience)
     summary = finish(run, pretrained_dir, model_out_dir, settings | dict(patience=patience), device_name)
@@ -422,6 +473,20 @@ def train(
         run.progress.best_epoch, selection_metric, run.progress.best_metric, model_out_dir,
     )
     return summary
+
+
+def cache_probe_inputs(
+    run: TrainingRun, crop_frames: int, eval_batch_size: int, threads: int, stop_requested: threading.Event
+) -> tuple[PooledWindows, PooledWindows]:
+    """The frozen backbone's pooled outputs of every training and validation window, once."""
+    try:
+        return tuple(
+            cache_split(run.model, tracks, crop_frames, eval_batch_size, run.device, threads, f"caching {split}",
+                        stop_requested)
+            for split, tracks in (("training", run.training), ("validation", run.validation))
+        )
+    except ScoringStopped:  # nothing new to save: the state on disk is still the run's last
+        raise interrupted("while caching the backbone's outputs", run.state_dir) from None
 
 
 def build_run(
@@ -438,9 +503,11 @@ def build_run(
         raise ValueError(f"{manifest_csv}: no usable training or validation tracks")
     label_names = [genre.title for genre in vocabulary]
 
-    model = load_classifier(
-        pretrained_dir, label_names, freeze_backbone=settings["freeze_backbone"], device=device
-    )
+    model = load_classifier(pretrained_dir, label_names, device=device)
+    if settings["mode"] == "probe":
+        model.freeze_base_model()
+    elif settings["mode"] == "lora":
+        model = add_lora_adapters(model, settings["lora_rank"], settings["lora_alpha"])
     optimizer = torch.optim.AdamW(
         parameter_groups(model, settings["lr_backbone"], settings["lr_head"], settings["weight_decay"])
     )
@@ -494,7 +561,7 @@ def finish(run: TrainingRun, pretrained_dir, model_out_dir, settings: dict, devi
         excluded=dict(training=run.training.excluded, validation=run.validation.excluded),
     )
     save_model(
-        run.model, pretrained_dir, model_out_dir, summary,
+        merged(run.model), pretrained_dir, model_out_dir, summary,
         window_seconds=settings["crop_seconds"], thresholds=dict(zip(run.label_names, thresholds.tolist())),
     )
     checkpoint.clear(run.state_dir)

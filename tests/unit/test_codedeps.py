@@ -2,6 +2,8 @@
 
 import shutil
 
+import pytest
+
 from fma_genre.codedeps import import_closure, imported_package_modules, module_closure_digest
 from paths import PROJECT_ROOT
 
@@ -32,14 +34,17 @@ def test_every_import_form_counts_and_logging_does_not(tmp_path):
 def test_closures_follow_imports_through_modules():
     # train runs the selection metrics and the labels (the modules it once failed to list).
     assert {"train", "metrics", "labels", "loader", "model", "checkpoint", "inference"} <= closure_names("train")
+    assert {"probe", "lora", "run_log"} <= closure_names("train")  # the training modes, TensorBoard
+    assert {"comparison", "experiments", "evaluate"} <= closure_names("compare_experiments")
     assert {"metrics", "plots", "scores"} <= closure_names("plots") and "evaluate" not in closure_names("plots")
     assert "plots" not in closure_names("evaluate") and "baseline" not in closure_names("evaluate")
     assert closure_names("download") == {"download", "digests"}
 
 
-def test_evaluation_never_loads_the_model():
-    """No module evaluate runs imports torch or the model code: metrics come from score tables."""
-    modules = import_closure(SCRIPTS / "evaluate.py")
+@pytest.mark.parametrize("script", ["evaluate", "compare_experiments"])
+def test_evaluation_never_loads_the_model(script):
+    """No module evaluation runs imports torch or the model code: metrics come from score tables."""
+    modules = import_closure(SCRIPTS / f"{script}.py")
     assert not {"model", "inference", "loader", "train"} & {path.stem for path in modules}
     for path in modules:
         assert "import torch" not in path.read_text(), path

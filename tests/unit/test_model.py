@@ -96,7 +96,8 @@ def test_load_classifier_sets_up_a_multi_label_head(tiny_model_dir):
     attention = [m for m in model.modules() if isinstance(m, FastRelativeKeySelfAttention)]
     assert len(attention) == model.config.num_hidden_layers
 
-    probe = load_classifier(tiny_model_dir, LABELS, freeze_backbone=True)
+    probe = load_classifier(tiny_model_dir, LABELS)
+    probe.freeze_base_model()  # what training mode probe does
     trainable = {name.split(".")[0] for name, p in probe.named_parameters() if p.requires_grad}
     assert trainable == {"layer_weights", "projector", "classifier"}
 

@@ -22,11 +22,12 @@ from transformers import AutoFeatureExtractor, pipeline
 from fma_genre import checkpoint
 from fma_genre import train as train_module
 from fma_genre.audio import decode_mono_16k
-from fma_genre.inference import score_split
+from fma_genre.inference import score_split, window_logits
 from fma_genre.loader import LogMelWindows, collate, window_loader
 from fma_genre.metrics import tune_thresholds
 from fma_genre.model import load_classifier
 from fma_genre.pretrained import write_tiny_model
+from fma_genre.probe import cache_split, head_logits
 from fma_genre.tracks import evaluation_windows, random_crops, read_split
 from fma_genre.train import TrainingInterrupted, train
 
@@ -99,6 +100,7 @@ def run_training(dataset, out: Path, epochs: int, manifest=None, **overrides) ->
         out / "model",
         out / "training_log.csv",
         out / "state",
+        out / "tensorboard",
         epochs=epochs,
         **(SETTINGS | overrides),
     )
@@ -274,6 +276,74 @@ def test_training_writes_the_best_model_log_summary_and_thresholds(dataset, trai
     expected = dict(zip(TITLES, tune_thresholds(validation.targets, scores).tolist()))
     assert config["label_thresholds"] == pytest.approx(expected, abs=1e-6)
     assert len(set(config["label_thresholds"].values())) > 1  # tuned, not the default everywhere
+
+
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_gets_every_step_and_epoch(trained):
+    out, _, log = trained
+    scalars = tensorboard_scalars(out / "tensorboard")
+    assert [step for step, _ in scalars["train/loss"]] == list(range(1, 10))
+    assert [step for step, _ in scalars["learning_rate/head"]] == list(range(1, 10))
+    assert [value for _, value in scalars["epoch/val_mAP"]] == pytest.approx(log["val_mAP"].tolist(), abs=1e-5)
+    assert [step for step, _ in scalars["epoch/train_loss"]] == log["step"].tolist()
+
+
+def test_a_resumed_run_logs_each_step_once_to_tensorboard(dataset, trained, tmp_path, monkeypatch):
+    crash_on_training_forward(monkeypatch, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(TrainingInterrupted):
+        run_training(dataset, tmp_path, epochs=3)
+    monkeypatch.undo()
+    run_training(dataset, tmp_path, epochs=3)
+    assert [step for step, _ in tensorboard_scalars(tmp_path / "tensorboard")["train/loss"]] == list(range(1, 10))
+
+
+@pytest.mark.parametrize("mode", ["probe", "lora"])
+def test_probe_and_lora_save_a_plain_model_that_scores_as_it_was_validated(dataset, tmp_path, mode):
+    """The saved model (probe: trained on cached pooled layers; lora: adapters merged) scores
+    validation as training validated it: its thresholds, tuned on training's validation scores,
+    are those of its own validation scores through the scoring path."""
+    manifest, _, tiny = dataset
+    summary = run_training(dataset, tmp_path, epochs=3, mode=mode, lr_backbone=1e-2, lr_head=1e-2)
+    assert summary["settings"]["mode"] == mode
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    _, scores, _ = score_split(tmp_path / "model", manifest, "validation", batch_size=8, threads=1)
+    validation = read_split(manifest, "validation")
+    expected = dict(zip(TITLES, tune_thresholds(validation.targets, scores).tolist()))
+    assert config["label_thresholds"] == pytest.approx(expected, abs=1e-5)
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+
+    saved, pretrained = load_file(tmp_path / "model" / "model.safetensors"), load_file(tiny / "model.safetensors")
+    assert not any("lora" in name for name in saved)  # loadable without peft
+    attention = [n for n in pretrained if n.endswith("self_attn.linear_q.weight")]
+    feed_forward = [n for n in pretrained if "ffn1.intermediate_dense.weight" in n]
+    assert attention and feed_forward
+    changed = {n: not torch.equal(saved[f"wav2vec2_bert.{n}"], pretrained[n]) for n in attention + feed_forward}
+    # probe: the backbone is the pretrained one; lora: only the adapted projections moved.
+    assert all(changed[n] == (mode == "lora") for n in attention)
+    assert not any(changed[n] for n in feed_forward)
+
+
+def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(dataset, trained):
+    manifest, _, _ = dataset
+    model = load_classifier(trained[0] / "model")
+    validation = read_split(manifest, "validation")
+    window_frames = 100
+    cached = cache_split(model, validation, window_frames, 8, torch.device("cpu"), 1, "caching")
+    with torch.no_grad():
+        from_cache = head_logits(model, cached.layers)
+    full, window_tracks = window_logits(
+        model, validation.paths, validation.n_frames, window_frames, 8, torch.device("cpu"), 1, desc="scoring"
+    )
+    assert torch.equal(window_tracks, cached.window_tracks)
+    torch.testing.assert_close(from_cache, full, atol=1e-5, rtol=1e-4)
 
 
 def test_resume_state_is_model_optimiser_and_little_else(dataset, tmp_path, monkeypatch):
@@ -456,6 +526,7 @@ def test_non_finite_loss_names_the_step_epoch_and_tracks(dataset, tmp_path):
             tmp_path / "model",
             tmp_path / "log.csv",
             tmp_path / "state",
+            tmp_path / "tensorboard",
             epochs=1,
             **(SETTINGS | dict(batch_size=12)),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from fma_genre.layout import shard_of
 from fma_genre.metadata import read_subset_track_ids
@@ -27,6 +28,9 @@ from demo_project import SNAKEMAKE, copy_project, planned_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 TARGET = "results/metrics.json"
+# config/demo.yaml: two experiments, two seeds; the primary run is the first of each.
+EXPERIMENTS, SEEDS = ("finetune", "probe"), (0, 1)
+PRIMARY_RUN = "results/experiments/finetune/seed0"
 DATA_RULES = {"demo_archives", "download", "unzip", "subset_table", "multihot_labels"}
 BROKEN_CLIP_REASONS = ("empty file", "too short", "undecodable")
 
@@ -42,9 +46,11 @@ def demo(tmp_path_factory):
     # known yet: the subset table is a checkpoint; the metadata archive is planned.
     assert {"demo_archives": 1, "download": 1, "unzip": 1, "subset_table": 1}.items() <= plan.items()
     assert {
-        "multihot_labels", "feature_manifest", "model_weights", "train", "score", "baseline", "plots", "evaluate"
+        "multihot_labels", "feature_manifest", "model_weights", "train", "score", "baseline", "plots", "evaluate",
+        "primary_model", "compare_experiments",
     } <= set(plan)
-    snakemake(project, workdir, TARGET)
+    assert plan["train"] == len(EXPERIMENTS) * len(SEEDS)
+    snakemake(project, workdir, TARGET, "--workflow-profile", str(project / "workflow/profiles/demo"))
     return project, workdir
 
 
@@ -70,7 +76,11 @@ def test_manifest_lists_every_track_with_features_or_reason(demo):
 def test_metrics_show_a_model_that_learned(demo):
     _, workdir = demo
     metrics = json.loads((workdir / "results/metrics.json").read_text())
-    assert set(metrics) == {"model", "baseline", "data"}
+    assert set(metrics) == {"model", "baseline", "data", "experiments"}
+    # `model` is the primary run's, as its own metrics.json has it.
+    primary = json.loads((workdir / PRIMARY_RUN / "metrics.json").read_text())
+    assert metrics["model"] == primary["model"] | {"experiment": "finetune", "seed": 0}
+    assert metrics["baseline"] == primary["baseline"] and metrics["data"] == primary["data"]
     model, baseline = metrics["model"], metrics["baseline"]
     for key in ("top_genre_accuracy", "top_genre_macro_f1", "macro_f1", "macro_f1_tuned", "micro_f1",
                 "micro_f1_tuned", "mAP", "roc_auc_macro"):
@@ -94,15 +104,50 @@ def test_metrics_show_a_model_that_learned(demo):
     assert (predictions["genre_top"] == predictions["predicted_genre_top"]).mean() == pytest.approx(
         model["top_genre_accuracy"]
     )
-    scores = pd.read_csv(workdir / "results/test_scores.csv", keep_default_na=False)
+    scores = pd.read_csv(workdir / PRIMARY_RUN / "test_scores.csv", keep_default_na=False)
     assert (scores["status"] == "ok").sum() == 32
     for png in ("confusion_matrix.png", "training_curves.png"):
-        assert (workdir / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (workdir / PRIMARY_RUN / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The confusion matrix shows the tracks and the accuracy that metrics.json reports.
     plotted = re.search(r"confusion matrix of (\d+) test tracks, top-genre accuracy ([\d.]+)",
-                        (workdir / "logs/plots.log").read_text())
+                        (workdir / "logs/plots/finetune/seed0.log").read_text())
     assert int(plotted[1]) == metrics["data"]["n_test_tracks_used"]
     assert float(plotted[2]) == pytest.approx(model["top_genre_accuracy"], abs=1e-4)
+
+
+def test_every_experiment_and_seed_is_compared_with_intervals_and_the_baseline(demo):
+    _, workdir = demo
+    metrics = json.loads((workdir / "results/metrics.json").read_text())
+    experiments = metrics["experiments"]
+    assert list(experiments) == list(EXPERIMENTS)
+    assert experiments["finetune"]["overrides"] == {} and experiments["probe"]["overrides"]["mode"] == "probe"
+    table = pd.read_csv(workdir / "results/experiments.csv")
+    for name in EXPERIMENTS:
+        seeds = experiments[name]["seeds"]
+        assert sorted(seeds) == [str(seed) for seed in SEEDS]
+        for seed, run in seeds.items():
+            own = json.loads((workdir / f"results/experiments/{name}/seed{seed}/metrics.json").read_text())
+            assert run == own["model"] and own["data"] == metrics["data"]  # every run on the same tracks
+            assert run["settings"]["seed"] == int(seed) and run["settings"]["mode"] == ("probe" if name == "probe" else "finetune")
+            interval = run["bootstrap"]["top_genre_accuracy"]
+            assert interval["low"] <= run["top_genre_accuracy"] <= interval["high"] and interval["low"] < interval["high"]
+            row = table[(table["experiment"] == name) & (table["seed"] == int(seed))]
+            assert row["mAP"].item() == pytest.approx(run["mAP"], abs=1e-5)
+        values = [run["top_genre_accuracy"] for run in seeds.values()]
+        spread = experiments[name]["aggregate"]["top_genre_accuracy"]
+        assert spread["mean"] == pytest.approx(np.mean(values)) and spread["std"] == pytest.approx(np.std(values, ddof=1))
+        mean_row = table[(table["experiment"] == name) & (table["row"] == "mean over seeds")]
+        assert mean_row["top_genre_accuracy"].item() == pytest.approx(spread["mean"], abs=1e-5)
+    # Two seeds are two trainings, not one run counted twice.
+    assert experiments["finetune"]["seeds"]["0"]["mAP"] != experiments["finetune"]["seeds"]["1"]["mAP"]
+    baseline = table[table["row"] == "baseline"]
+    assert baseline["top_genre_accuracy"].item() == pytest.approx(metrics["baseline"]["top_genre_accuracy"], abs=1e-5)
+    assert (workdir / "results/experiments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # results/model is the primary run's model, and TensorBoard has every run.
+    assert os.path.samefile(workdir / "results/model/model.safetensors", workdir / PRIMARY_RUN / "model/model.safetensors")
+    for name in EXPERIMENTS:
+        for seed in SEEDS:
+            assert list((workdir / f"results/experiments/{name}/seed{seed}/tensorboard").glob("events.out.tfevents.*"))
 
 
 @contextlib.contextmanager
@@ -170,7 +215,8 @@ def test_html_report_shows_metrics_and_plots_with_captions(demo):
     project, workdir = demo
     snakemake(project, workdir, "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text()
-    for shown in ("metrics.json", "confusion_matrix.png", "training_curves.png", "official FMA"):
+    for shown in ("metrics.json", "experiments.csv", "experiments.png", "Experiment finetune", "Experiment probe",
+                  "confusion_matrix.png", "training_curves.png", "official FMA", "t-interval"):
         assert shown in report, shown
 
 
@@ -199,7 +245,9 @@ def test_training_and_scoring_ask_for_a_gpu_and_evaluation_does_not(demo, profil
         assert "slurm_partition=cpu" in jobs["evaluate"]
 
 
-MODEL_STAGES = {"train": 1, "score": 1, "plots": 1, "evaluate": 1}
+N_RUNS = len(EXPERIMENTS) * len(SEEDS)
+RUN_STAGES = {"train": N_RUNS, "score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS}
+MODEL_STAGES = {**RUN_STAGES, "primary_model": 1, "compare_experiments": 1}
 
 
 def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo):
@@ -211,12 +259,60 @@ def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo)
     assert planned_jobs(project, workdir, TARGET) == {}
 
 
-def test_a_training_hyper_parameter_reruns_training_and_what_follows_only(demo, tmp_path):
+def planned_runs(project: Path, workdir: Path, *configfiles: Path) -> dict[str, set[str]]:
+    """Per rule, the runs ("experiment/seed", or "" for rules without those wildcards) that
+    `snakemake -n` plans with these config files."""
+    result = snakemake(project, workdir, "-n", TARGET, "--configfile", *map(str, configfiles))
+    planned: dict[str, set[str]] = {}
+    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|\Z)", result.stdout + result.stderr,
+                                  flags=re.M | re.S):
+        run = re.search(r"wildcards: experiment=([\w-]+), seed=(\d+)", block)
+        planned.setdefault(rule, set()).add(f"{run[1]}/{run[2]}" if run else "")
+    return planned
+
+
+def demo_config_with(project: Path, tmp_path: Path, name: str, change) -> Path:
+    """config/demo.yaml changed by `change(config)`, as a file of its own (a second --configfile
+    could add experiments and keys, but never remove one)."""
+    config = yaml.safe_load((project / "config/demo.yaml").read_text())
+    change(config)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_training_hyper_parameter_reruns_the_experiments_it_changes_only(demo, tmp_path):
+    """`training.epochs` changes the fine-tune, not the probe, which sets its own epochs."""
     project, workdir = demo
-    override = tmp_path / "more_epochs.yaml"
-    override.write_text("training:\n  epochs: 7\n")
-    plan = planned_jobs(project, workdir, TARGET, "--configfile", str(project / "config/demo.yaml"), str(override))
-    assert plan == MODEL_STAGES
+    config = demo_config_with(project, tmp_path, "more_epochs.yaml", lambda c: c["training"].update(epochs=7))
+    finetune = {"finetune/0", "finetune/1"}
+    planned = planned_runs(project, workdir, config)
+    assert planned == {
+        **{rule: finetune for rule in RUN_STAGES}, "primary_model": {""}, "compare_experiments": {""}
+    }
+
+
+def test_one_experiments_overrides_rerun_its_seeds_and_the_comparison_only(demo, tmp_path):
+    project, workdir = demo
+    config = demo_config_with(project, tmp_path, "probe_lr.yaml", lambda c: c["experiments"]["probe"].update(lr_head=0.02))
+    planned = planned_runs(project, workdir, config)
+    assert planned == {**{rule: {"probe/0", "probe/1"} for rule in RUN_STAGES}, "compare_experiments": {""}}
+
+
+def test_a_new_seed_runs_that_seed_only_and_never_the_shared_stages(demo, tmp_path):
+    """The data half, the pretrained weights and the baseline never depend on a training seed."""
+    project, workdir = demo
+    config = demo_config_with(project, tmp_path, "three_seeds.yaml", lambda c: c.update(seeds=[0, 1, 2]))
+    planned = planned_runs(project, workdir, config)
+    assert planned == {**{rule: {"finetune/2", "probe/2"} for rule in RUN_STAGES}, "compare_experiments": {""}}
+
+
+def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
+    project, workdir = demo
+    config = demo_config_with(project, tmp_path, "finetune_only.yaml", lambda c: c["experiments"].pop("probe"))
+    before = output_times(workdir)
+    assert planned_runs(project, workdir, config) == {"compare_experiments": {""}}
+    assert output_times(workdir) == before
 
 
 @pytest.mark.parametrize(
@@ -226,12 +322,15 @@ def test_a_training_hyper_parameter_reruns_training_and_what_follows_only(demo, 
         ("src/fma_genre/metrics.py", {**MODEL_STAGES, "baseline": 1}),  # epoch selection, thresholds
         ("src/fma_genre/checkpoint.py", MODEL_STAGES),
         ("src/fma_genre/inference.py", MODEL_STAGES),  # validation during training, scoring
-        ("src/fma_genre/scores.py", {"score": 1, "baseline": 1, "plots": 1, "evaluate": 1}),
-        ("src/fma_genre/evaluate.py", {"evaluate": 1}),
-        ("scripts/evaluate.py", {"evaluate": 1}),
+        ("src/fma_genre/scores.py", {"score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS, "baseline": 1, "compare_experiments": 1}),
+        ("src/fma_genre/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
+        ("scripts/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
+        ("src/fma_genre/experiments.py", {"evaluate": N_RUNS, "compare_experiments": 1}),  # bootstrap
+        ("src/fma_genre/comparison.py", {"compare_experiments": 1}),
+        ("src/fma_genre/probe.py", MODEL_STAGES),
         # ...and plotting code reruns only the plots, never the metrics.
-        ("src/fma_genre/plots.py", {"plots": 1}),
-        ("scripts/plots.py", {"plots": 1}),
+        ("src/fma_genre/plots.py", {"plots": N_RUNS}),
+        ("scripts/plots.py", {"plots": N_RUNS}),
         # Code that no stage of the DAG runs changes nothing.
         ("src/fma_genre/predict.py", {}),
     ],

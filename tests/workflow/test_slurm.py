@@ -199,15 +199,14 @@ def check_cpus(cluster: SlurmCluster, slurm_ids: list[str], cpus: int):
 # Its training is long enough (~110 s of CPU at one thread here) to outlast the early signal of
 # a 2-minute time limit (60 to 90 s after the start), and checkpoints every 3 s.
 TIME_LIMITED_EPOCHS = 100
-SMALL_DEMO = f"""\
-demo:
-  tracks_per_genre: 6
-training:
-  epochs: {TIME_LIMITED_EPOCHS}
-  patience: {TIME_LIMITED_EPOCHS}
-  checkpoint_minutes: 0.05
-"""
-LOCAL_RULES = {"demo_archives", "download", "model_weights", "all"}
+# The demo made small, one experiment and one seed: a training that outlasts its time limit.
+SMALL_DEMO = dict(
+    demo=dict(tracks_per_genre=6),
+    training=dict(epochs=TIME_LIMITED_EPOCHS, patience=TIME_LIMITED_EPOCHS, checkpoint_minutes=0.05),
+    seeds=[0],
+)
+TRAINED_RUN = "results/experiments/default/seed0"
+LOCAL_RULES = {"demo_archives", "download", "model_weights", "primary_model", "all"}
 SIGNAL = re.compile(r"--signal=TERM@(\d+)")
 
 
@@ -231,16 +230,18 @@ def time_limited_profile(cluster: SlurmCluster, dest: Path) -> Path:
     return profile
 
 
-def training_settings(*configfiles: Path) -> dict:
-    """The `training` config the rule gets: the files merged in order, schema defaults filled in."""
+def write_small_demo_config(dest: Path) -> dict:
+    """config/demo.yaml with SMALL_DEMO's changes and no experiments, written to `dest`; returns
+    the training settings the rule gets (schema defaults filled in, the seed added)."""
     from snakemake.utils import validate
 
-    config: dict = {}
-    for path in configfiles:
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config.pop("experiments")
+    for key, value in SMALL_DEMO.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    dest.write_text(yaml.safe_dump(config, sort_keys=False))
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
-    return config["training"]
+    return config["training"] | {"seed": config["seeds"][0]}
 
 
 # The same training, in one uninterrupted process.
@@ -250,7 +251,7 @@ from fma_genre.train import train
 out, settings = sys.argv[1], json.loads(sys.argv[2])
 train("data/processed/final_feature_manifest.csv", "data/processed/unified_genres.txt",
       "data/models/tiny-random-w2v-bert", f"{out}/model", f"{out}/training_log.csv", f"{out}/state",
-      threads=1, **settings)
+      f"{out}/tensorboard", threads=1, **settings)
 """
 TRAINING_INPUTS = ("data/processed/final_feature_manifest.csv", "data/models/tiny-random-w2v-bert")
 
@@ -302,8 +303,7 @@ def slurm_demo(cluster: SlurmCluster, tmp_path_factory):
     workdir = root / "demo"
     workdir.mkdir()
     small_demo = root / "small_demo.yaml"
-    small_demo.write_text(SMALL_DEMO)
-    settings = training_settings(REPO / "config" / "demo.yaml", small_demo)
+    settings = write_small_demo_config(small_demo)
     background: list = []
     starter = threading.Thread(
         target=lambda: background.extend(start_beside_training(cluster, root, workdir, settings)),
@@ -316,7 +316,7 @@ def slurm_demo(cluster: SlurmCluster, tmp_path_factory):
             [
                 "--snakefile", str(REPO / "Snakefile"),
                 "--directory", str(workdir),
-                "--configfile", str(REPO / "config" / "demo.yaml"), str(small_demo),
+                "--configfile", str(small_demo),
                 "--workflow-profile", str(time_limited_profile(cluster, root / "profile")),
                 "results/metrics.json",
             ],
@@ -371,7 +371,7 @@ def test_time_limited_training_resumes_to_the_uninterrupted_result(cluster: Slur
     resumed = re.search(r"resuming: (\d+) epochs and \d+ batches", retry)
     assert resumed and 0 < int(resumed.group(1)) < TIME_LIMITED_EPOCHS, retry[-3000:]
 
-    finished = pd.read_csv(workdir / "results" / "training_log.csv")
+    finished = pd.read_csv(workdir / TRAINED_RUN / "training_log.csv")
     uninterrupted = pd.read_csv(reference / "training_log.csv")
     assert len(finished) == TIME_LIMITED_EPOCHS
     timing = ["epoch_seconds", "train_clips_per_second"]
@@ -387,4 +387,6 @@ def test_slurms_own_time_limit_sigterm_reaches_a_rule_script(slurm_demo):
     """Without --signal: at the time limit (checked every ~30 s) SLURM signals every process
     of the plugin's job step, the rule script included, before SIGKILL."""
     probe_log = (slurm_demo[3] / "probe.log").read_text()
-    assert re.search(r"SIGTERM after (6\d|[7-9]\d|1[0-2]\d) s", probe_log), probe_log
+    # Counted from the script's start, which comes seconds after the job's (the plugin's own
+    # Snakemake starts first, slower on a busy machine): at a 1-minute limit, 40 s at the least.
+    assert re.search(r"SIGTERM after ([4-9]\d|1[0-2]\d) s", probe_log), probe_log

@@ -1,9 +1,11 @@
 """Config validation and the helpers the rules share (paths, shards, package modules)."""
 
 import os
+import re
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -27,12 +29,28 @@ ARCHIVES = ["fma_metadata", f"fma_{SUBSET}"]
 FEATURES_DIR = f"data/processed/fma_features/fma_{SUBSET}"
 PIPELINE_ENV = "../../envs/pipeline.yaml"
 
+from fma_genre.settings import experiment_settings
+
+# Each experiment's full training settings, its overrides checked before any job.
+EXPERIMENTS = experiment_settings(
+    config,
+    yaml.safe_load((PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text())[
+        "properties"
+    ]["training"],
+)
+SEEDS = config["seeds"]
+# results/model and metrics.json's `model`: the first experiment's first seed.
+PRIMARY_RUN = dict(experiment=next(iter(EXPERIMENTS)), seed=SEEDS[0])
+RUN_DIR = "results/experiments/{experiment}/seed{seed}"
+
 
 wildcard_constraints:
     subset="small|medium|large",
     archive="fma_(metadata|small|medium|large)",
     shard=r"\d{3}",
     split="validation|test",
+    experiment="|".join(map(re.escape, EXPERIMENTS)),
+    seed=r"\d+",
 
 
 def script_code(script):
@@ -47,6 +65,26 @@ def script_code(script):
             package_dir=PROJECT_ROOT / "src" / "fma_genre",
         )
     ]
+
+
+def run_file(name):
+    """A file of one experiment and seed, e.g. run_file("model")."""
+    return f"{RUN_DIR}/{name}"
+
+
+def every_run(name):
+    """That file of every experiment and seed."""
+    return expand(run_file(name), experiment=EXPERIMENTS, seed=SEEDS)
+
+
+def primary_run(name):
+    return run_file(name).format(**PRIMARY_RUN)
+
+
+def run_training_settings(wildcards):
+    """The training settings of one experiment and seed (the rule's params: changing one
+    experiment's overrides reruns that experiment's seeds only)."""
+    return EXPERIMENTS[wildcards.experiment] | {"seed": int(wildcards.seed)}
 
 
 def is_local_source():
