@@ -14,5 +14,6 @@ train(
     snakemake.params.state_dir,
     snakemake.params.tensorboard_dir,
     threads=snakemake.threads,
+    run_name=f"{snakemake.wildcards.experiment}/seed{snakemake.wildcards.seed}",
     **snakemake.params.training,
 )

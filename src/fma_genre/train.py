@@ -5,8 +5,9 @@ Three modes: `finetune` (the whole model), `lora` (adapters on the attention pro
 `probe.py`). Each epoch trains on one random crop (probe: one cached window) of every training
 track, then scores the validation split in windows (`inference.py`); the epoch with the best
 validation `selection_metric` becomes the saved model, and training stops early after `patience`
-epochs without a better one. The per-label decision thresholds are then tuned on that epoch's
-validation scores. Losses, metrics and learning rates also go to TensorBoard (`run_log.py`).
+epochs without a better one (counted from the end of the learning-rate warm-up). The per-label
+decision thresholds are then tuned on that epoch's validation scores. Losses, metrics and
+learning rates also go to TensorBoard (and MLflow when configured; `run_log.py`).
 
 The run is resumable (`checkpoint.py`): the state is saved at every epoch end, every
 `checkpoint_minutes` inside an epoch and when SIGTERM arrives (SLURM's warning before a time
@@ -340,9 +341,10 @@ def validation_logits(
 
 def end_epoch(
     run: TrainingRun, epoch: int, val_loss: float, metrics: dict, scores: np.ndarray,
-    selection_metric: str, validation_seconds: float,
+    selection_metric: str, validation_seconds: float, in_warmup: bool,
 ) -> dict:
-    """Log the epoch; keep its weights and validation scores if it is the best so far."""
+    """Log the epoch; keep its weights and validation scores if it is the best so far. Epochs
+    of the learning-rate warm-up do not count towards the patience: their scores are noisy."""
     progress = run.progress
     row = dict(
         epoch=epoch,
@@ -367,7 +369,7 @@ def end_epoch(
         progress.epochs_without_improvement = 0
         run.best_validation_scores = torch.from_numpy(scores)
         checkpoint.save_best(run.state_dir, run.model, run.key, epoch)
-    else:
+    elif not in_warmup:
         progress.epochs_without_improvement += 1
     progress.epochs_done, progress.batches_done = epoch, 0
     progress.epoch_loss_sum, progress.epoch_clips, progress.epoch_train_seconds = 0.0, 0, 0.0
@@ -392,6 +394,7 @@ def train(
     tensorboard_dir: str | Path,
     *,
     mode: str = "finetune",
+    run_name: str = "training",
     epochs: int = 20,
     batch_size: int = 16,
     crop_seconds: float = 10.0,
@@ -415,7 +418,8 @@ def train(
     Writes the best model to `model_out_dir` (see `saved_model.py`), one row per epoch to
     `training_log_csv` and TensorBoard events to `tensorboard_dir`; returns the training summary.
     `patience`: stop after that many epochs without improvement (None: never). `lora_*` apply to
-    mode lora only. `checkpoint_minutes` and `threads` do not change the result.
+    mode lora only. `run_name` names the run in MLflow, when MLFLOW_TRACKING_URI is set.
+    `checkpoint_minutes` and `threads` do not change the result.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -439,7 +443,7 @@ def train(
         run = build_run(manifest_csv, vocabulary_tsv, pretrained_dir, state_dir, settings, device)
         if mode == "probe":
             run.cache = cache_probe_inputs(run, crop_frames, eval_batch_size, threads, stop_requested)
-        run_log = RunLog(tensorboard_dir, run.progress.step)
+        run_log = RunLog(tensorboard_dir, run.progress.step, run_name, settings)
 
         def patience_left() -> bool:
             return patience is None or run.progress.epochs_without_improvement < patience
@@ -457,7 +461,7 @@ def train(
             )
             run_log.epoch(end_epoch(
                 run, epoch, val_loss, metrics, scores, selection_metric,
-                time.perf_counter() - validation_started,
+                time.perf_counter() - validation_started, in_warmup=epoch <= warmup_fraction * epochs,
             ))
             run.save_checkpoint()
             write_training_log(run.progress.log_rows, training_log_csv)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -304,6 +305,24 @@ def test_a_resumed_run_logs_each_step_once_to_tensorboard(dataset, trained, tmp_
     assert [step for step, _ in tensorboard_scalars(tmp_path / "tensorboard")["train/loss"]] == list(range(1, 10))
 
 
+def test_mlflow_gets_the_settings_and_every_step_when_a_tracking_uri_is_set(dataset, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    store = (tmp_path / "mlruns").as_uri()  # a local file store, as a user's server would be
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "fma-genre-test")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database; a folder is enough here
+    run_training(dataset, tmp_path, epochs=2, run_name="finetune/seed0")
+    client = MlflowClient(tracking_uri=store)
+    [run] = client.search_runs([client.get_experiment_by_name("fma-genre-test").experiment_id])
+    assert run.info.run_name == "finetune/seed0" and run.info.status == "FINISHED"
+    assert run.data.params["lr_head"] == str(SETTINGS["lr_head"]) and run.data.params["mode"] == "finetune"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == list(range(1, 7))
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    val_map = client.get_metric_history(run.info.run_id, "epoch/val_mAP")
+    assert [m.value for m in val_map] == pytest.approx(log["val_mAP"].tolist(), abs=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["probe", "lora"])
 def test_probe_and_lora_save_a_plain_model_that_scores_as_it_was_validated(dataset, tmp_path, mode):
     """The saved model (probe: trained on cached pooled layers; lora: adapters merged) scores
@@ -344,6 +363,18 @@ def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(datase
     )
     assert torch.equal(window_tracks, cached.window_tracks)
     torch.testing.assert_close(from_cache, full, atol=1e-5, rtol=1e-4)
+
+
+def test_epochs_of_the_warm_up_do_not_count_towards_the_patience(tmp_path):
+    run = SimpleNamespace(progress=train_module.Progress(), learning_rate=lambda part: 0.0, state_dir=tmp_path,
+                          model=torch.nn.Linear(2, 2), key={}, best_validation_scores=None)
+    scores = np.zeros((1, 1))
+    for epoch, (mAP, in_warmup) in enumerate([(0.9, True), (0.5, True), (0.6, False), (0.7, False)], start=1):
+        run.progress.epoch_clips, run.progress.epoch_train_seconds = 1, 1.0
+        metrics = {"mAP": mAP, "top_genre_accuracy": 0.0, "macro_f1": 0.0}
+        train_module.end_epoch(run, epoch, 1.0, metrics, scores, "mAP", 0.0, in_warmup=in_warmup)
+    # A lucky warm-up epoch stays the best, but only the two epochs after the warm-up count.
+    assert run.progress.best_epoch == 1 and run.progress.epochs_without_improvement == 2
 
 
 def test_resume_state_is_model_optimiser_and_little_else(dataset, tmp_path, monkeypatch):

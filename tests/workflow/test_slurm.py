@@ -206,7 +206,7 @@ SMALL_DEMO = dict(
     seeds=[0],
 )
 TRAINED_RUN = "results/experiments/default/seed0"
-LOCAL_RULES = {"demo_archives", "download", "model_weights", "primary_model", "all"}
+LOCAL_RULES = {"demo_archives", "download", "model_weights", "primary_model", "compare_experiments", "all"}
 SIGNAL = re.compile(r"--signal=TERM@(\d+)")
 
 

@@ -6,6 +6,7 @@ figures and evaluation; the scikit-learn baseline; the comparison of every exper
 localrules:
     model_weights,
     primary_model,
+    compare_experiments,
 
 
 rule model_weights:
