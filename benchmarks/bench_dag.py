@@ -66,17 +66,22 @@ def fake_finished_run(workdir: Path, subset: str, n_tracks: int) -> None:
     time.sleep(0.05)
     touch(workdir / "data/processed/final_feature_manifest.csv")
     time.sleep(0.05)
-    (workdir / "results/model").mkdir(parents=True, exist_ok=True)
-    touch(workdir / "results/training_log.csv")
+    run = workdir / "results/experiments/default/seed0"  # config.yaml: one experiment, one seed
+    (run / "model").mkdir(parents=True, exist_ok=True)
+    touch(run / "training_log.csv")
     touch(workdir / "results/baseline_scores.csv")
     touch(workdir / "results/baseline_summary.json")
     time.sleep(0.05)
-    touch(workdir / "results/test_scores.csv")
+    touch(run / "test_scores.csv")
+    (workdir / "results/model").mkdir(parents=True, exist_ok=True)
     time.sleep(0.05)
     for name in ("confusion_matrix.png", "training_curves.png"):
-        touch(workdir / "results" / name)
+        touch(run / name)
     time.sleep(0.05)
     for name in ("metrics.json", "predictions.csv"):
+        touch(run / name)
+    time.sleep(0.05)
+    for name in ("metrics.json", "experiments.csv", "experiments.png", "predictions.csv"):
         touch(workdir / "results" / name)
 
 
