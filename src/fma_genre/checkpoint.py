@@ -1,11 +1,12 @@
 """Resumable training state that fits a 600 M-parameter model.
 
 `state_dir` holds two files, each written atomically and fsynced:
-- `state.pt`: the model, AdamW's state, the scheduler, the RNG states and the progress, once
-  each (about 3x the fp32 weights: weights plus AdamW's two moments), loaded with
+- `state.pt`: the model's trained weights, AdamW's state, the scheduler, the RNG states and the
+  progress, once each (fine-tuning: about 3x the fp32 weights, weights plus AdamW's two
+  moments; probe and LoRA: their trainable weights only), loaded with
   `weights_only=True`. Written at every epoch end, every `checkpoint_minutes` inside an epoch
   and when SIGTERM arrives.
-- `best-epochNNNN.safetensors`: the weights of the best epoch so far, written only when it
+- `best-epochNNNN.safetensors`: the trained weights of the best epoch so far, written only when it
   improves; the one of an older best epoch is deleted once a state naming the newer one is
   written, so a crash between the two writes leaves both, and the state's epoch is loadable.
 Both are bound to a key: everything that changes the result (settings, the manifest's SHA1, which
@@ -92,9 +93,24 @@ def save_state(state_dir: Path, state: dict) -> tuple[int, float]:
     return path.stat().st_size, seconds
 
 
+def trained_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights training changes (the model has no buffers). Frozen ones (probe: the backbone;
+    lora: all but the adapters) are the pretrained commit's, which the key pins: a state need
+    not hold them, and writing 2.3 GB after every few-second probe epoch would dominate it."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trained_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Put `trained_weights` back; every trainable weight must be there, nothing else."""
+    missing = set(trained_weights(model)) - set(weights)
+    unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    if missing or unexpected:
+        raise RuntimeError(f"saved weights lack {sorted(missing)[:3]} or have unknown {unexpected[:3]}")
+
+
 def save_best(state_dir: Path, model: torch.nn.Module, key: dict, epoch: int) -> None:
-    """The model's weights as the best so far, tagged with the run's key and the epoch."""
-    weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    """The model's trained weights as the best so far, tagged with the run's key and the epoch."""
+    weights = {name: tensor.contiguous() for name, tensor in trained_weights(model).items()}
     with atomic_path(best_path(state_dir, epoch), durable=True) as tmp:
         save_file(weights, tmp, metadata={"key": key_digest(key), "epoch": str(epoch)})
 

@@ -44,10 +44,15 @@ class RunLog:
                      row["step"])
         self.writer.flush()
 
-    def close(self) -> None:
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        """Flush and close, also when training stops (SIGTERM, a crash): MLflow then records
+        the run as KILLED, until its resume continues it."""
         self.writer.close()
         if self.mlflow:
-            self.mlflow.end_run()
+            self.mlflow.end_run("FINISHED" if error_type is None else "KILLED")
 
 
 def start_mlflow_run(log_dir: Path, run_name: str, settings: dict):

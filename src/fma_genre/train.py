@@ -188,7 +188,7 @@ class TrainingRun:
         state = checkpoint.load_state(self.state_dir, self.key)
         if state is None:  # the old state, if any, is replaced by this run's first checkpoint
             return
-        self.model.load_state_dict(state["model"])
+        checkpoint.load_trained_weights(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_states(state["rng"])
@@ -205,7 +205,7 @@ class TrainingRun:
             self.state_dir,
             dict(
                 key=self.key,
-                model=self.model.state_dict(),
+                model=checkpoint.trained_weights(self.model),
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.scheduler.state_dict(),
                 rng=checkpoint.rng_states(),
@@ -443,32 +443,31 @@ def train(
         run = build_run(manifest_csv, vocabulary_tsv, pretrained_dir, state_dir, settings, device)
         if mode == "probe":
             run.cache = cache_probe_inputs(run, crop_frames, eval_batch_size, threads, stop_requested)
-        run_log = RunLog(tensorboard_dir, run.progress.step, run_name, settings)
+        with RunLog(tensorboard_dir, run.progress.step, run_name, settings) as run_log:
 
-        def patience_left() -> bool:
-            return patience is None or run.progress.epochs_without_improvement < patience
+            def patience_left() -> bool:
+                return patience is None or run.progress.epochs_without_improvement < patience
 
-        while run.progress.epochs_done < epochs and patience_left():
-            epoch = run.progress.epochs_done + 1
-            train_epoch(
-                run, epoch, epochs, epoch_batches(run, epoch, batch_size, crop_frames, seed, threads),
-                batch_size=batch_size, grad_clip=grad_clip, checkpoint_minutes=checkpoint_minutes,
-                stop_requested=stop_requested, run_log=run_log,
-            )
-            validation_started = time.perf_counter()
-            val_loss, metrics, scores = validate(
-                run, crop_frames, eval_batch_size, threads, epoch, stop_requested
-            )
-            run_log.epoch(end_epoch(
-                run, epoch, val_loss, metrics, scores, selection_metric,
-                time.perf_counter() - validation_started, in_warmup=epoch <= warmup_fraction * epochs,
-            ))
-            run.save_checkpoint()
-            write_training_log(run.progress.log_rows, training_log_csv)
-            if stop_requested.is_set():
-                raise interrupted(f"after epoch {epoch}", run.state_dir)
+            while run.progress.epochs_done < epochs and patience_left():
+                epoch = run.progress.epochs_done + 1
+                train_epoch(
+                    run, epoch, epochs, epoch_batches(run, epoch, batch_size, crop_frames, seed, threads),
+                    batch_size=batch_size, grad_clip=grad_clip, checkpoint_minutes=checkpoint_minutes,
+                    stop_requested=stop_requested, run_log=run_log,
+                )
+                validation_started = time.perf_counter()
+                val_loss, metrics, scores = validate(
+                    run, crop_frames, eval_batch_size, threads, epoch, stop_requested
+                )
+                run_log.epoch(end_epoch(
+                    run, epoch, val_loss, metrics, scores, selection_metric,
+                    time.perf_counter() - validation_started, in_warmup=epoch <= warmup_fraction * epochs,
+                ))
+                run.save_checkpoint()
+                write_training_log(run.progress.log_rows, training_log_csv)
+                if stop_requested.is_set():
+                    raise interrupted(f"after epoch {epoch}", run.state_dir)
 
-    run_log.close()
     if not patience_left():
         log.info("early stop: no better validation %s in the last %d epochs", selection_metric, patience)
     summary = finish(run, pretrained_dir, model_out_dir, settings | dict(patience=patience), device_name)
@@ -539,7 +538,7 @@ def build_run(
 def finish(run: TrainingRun, pretrained_dir, model_out_dir, settings: dict, device_name: str) -> dict:
     """Save the best epoch's weights as the model, with thresholds tuned on its validation scores."""
     progress = run.progress
-    run.model.load_state_dict(checkpoint.load_best(run.state_dir, run.key, progress.best_epoch))
+    checkpoint.load_trained_weights(run.model, checkpoint.load_best(run.state_dir, run.key, progress.best_epoch))
     scores = run.best_validation_scores.numpy()
     thresholds = tune_thresholds(run.validation.targets, scores)
     tuned = classification_metrics(

@@ -350,6 +350,25 @@ def test_probe_and_lora_save_a_plain_model_that_scores_as_it_was_validated(datas
     assert not any(changed[n] for n in feed_forward)
 
 
+@pytest.mark.parametrize("mode", ["probe", "lora"])
+def test_probe_and_lora_states_hold_only_the_trained_weights_and_resume(dataset, tmp_path, monkeypatch, mode):
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_model", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_training(dataset, tmp_path, epochs=2, mode=mode)
+    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    trained = {name.removeprefix("base_model.model.").split(".")[0] for name in state["model"]}
+    head = {"layer_weights", "projector", "classifier"}
+    assert trained == (head if mode == "probe" else head | {"wav2vec2_bert"})
+    if mode == "lora":
+        assert all("lora_" in name for name in state["model"] if ".wav2vec2_bert." in name)
+    summary = run_training(dataset, tmp_path, epochs=2, mode=mode)  # resumes: only the model is left to save
+    assert summary["epochs_trained"] == 2 and (tmp_path / "model" / "model.safetensors").exists()
+
+
 def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(dataset, trained):
     manifest, _, _ = dataset
     model = load_classifier(trained[0] / "model")
