@@ -7,7 +7,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -96,11 +96,15 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def link_directory(source: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """`dest` as a copy of the flat folder `source`, atomically: hard links where the file system
-    allows (a 600 M-parameter model is 2.3 GB), copies where it does not."""
+def link_directory(source: str | os.PathLike, dest: str | os.PathLike, skip: Iterable[str] = ()) -> None:
+    """`dest` as a copy of the flat folder `source` but the names in `skip`, atomically: hard
+    links where the file system allows (a 600 M-parameter model is 2.3 GB), copies where it
+    does not."""
+    skip = set(skip)
     with atomic_directory(dest) as staging:
         for item in Path(source).iterdir():
+            if item.name in skip:
+                continue
             try:
                 os.link(item, staging / item.name)
             except OSError:

@@ -149,6 +149,9 @@ def test_every_experiment_and_seed_is_compared_with_intervals_and_the_baseline(d
     assert (workdir / "results/experiments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # results/model is the primary run's model, and TensorBoard has every run.
     assert os.path.samefile(workdir / "results/model/model.safetensors", workdir / PRIMARY_RUN / "model/model.safetensors")
+    # ...but Snakemake's date of each folder is its own: a shared one re-dated the run's model.
+    assert not os.path.samefile(workdir / "results/model/.snakemake_timestamp",
+                                workdir / PRIMARY_RUN / "model/.snakemake_timestamp")
     for name in EXPERIMENTS:
         for seed in SEEDS:
             assert list((workdir / f"results/experiments/{name}/seed{seed}/tensorboard").glob("events.out.tfevents.*"))
