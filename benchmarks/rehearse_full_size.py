@@ -4,6 +4,7 @@ scoring code on a few synthetic demo tracks. It prints one JSON line.
 
     .venv/bin/python benchmarks/rehearse_full_size.py [--threads 2] [--workdir DIR]
     .venv/bin/python benchmarks/rehearse_full_size.py --tiny      # the same path in seconds
+    .venv/bin/python benchmarks/rehearse_full_size.py --processes 2  # and 1 vs 2 processes
 
 The run: a training of one epoch (3 steps of `--batch-size` x 10 s crops) that SIGTERM stops
 after its first step, as SLURM would; the resume that finishes it (validation, best weights,
@@ -12,6 +13,11 @@ memory on CUDA), the resume state's bytes against model + AdamW state, seconds t
 load it, seconds per training step and its crop shape, scoring windows per second, and on CUDA
 the clips/s and MFU of bf16 training at batch 16 x 10 s (benchmarks/bench_training.py).
 It needs about 15 GB of RAM and of disk on CPU (the state alone is about 7 GB).
+
+`--processes N` adds short trainings (2 steps of 2 crops per process, `distributed.launch`)
+with 1 and N processes, each with and without gradient checkpointing: the clips/s, the scaling
+efficiency (clips/s with N over N x clips/s with 1) and every process's peak memory (RSS; on
+CUDA, GPU memory). N full-size processes on CPU need N x ~14 GB of RAM.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import peak_bf16_flops, training_throughput  # noqa: E402
 
 from fma_genre import checkpoint, demo  # noqa: E402
+from fma_genre.distributed import launch  # noqa: E402
 from fma_genre import train as train_module  # noqa: E402
 from fma_genre.features import extract_track  # noqa: E402
 from fma_genre.inference import best_device, window_frames_of, window_logits  # noqa: E402
@@ -199,15 +206,69 @@ def gpu_throughput(device_name: str, tiny: bool) -> dict:
     )
 
 
+SCALING_MICRO_BATCH, SCALING_STEPS = 2, 2
+
+
+def measured_training(peak_file: str, **train_kwargs) -> None:
+    """One training process of `scaling`: train, then record this process's peak memory."""
+    train_module.train(**train_kwargs)
+    peaks = dict(peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    if torch.cuda.is_available():
+        peaks["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
+    Path(peak_file.format(rank=os.environ.get("RANK", "0"))).write_text(json.dumps(peaks))
+
+
+def scaling(workdir: Path, max_processes: int, *, tiny: bool, threads: int) -> list[dict]:
+    """Clips/s and per-process peak memory of 1 and `max_processes` training processes, each with
+    and without gradient checkpointing; the micro-batch per process stays the same."""
+    data = workdir / "scaling"
+    data.mkdir()
+    manifest, vocabulary = write_tracks(data, n_training=SCALING_STEPS * SCALING_MICRO_BATCH * max_processes)
+    write_random_model(data / "pretrained", tiny)
+    # The launched processes import this file's measured_training.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    results = []
+    for processes in sorted({1, max_processes}):
+        for gradient_checkpointing in (False, True):
+            out = data / f"{processes}-{gradient_checkpointing}"
+            out.mkdir()
+            kwargs = dict(
+                manifest_csv=str(manifest), vocabulary_tsv=str(vocabulary), pretrained_dir=str(data / "pretrained"),
+                model_out_dir=str(out / "model"), training_log_csv=str(out / "log.csv"), state_dir=str(out / "state"),
+                tensorboard_dir=str(out / "tensorboard"), epochs=1, batch_size=SCALING_MICRO_BATCH * processes,
+                micro_batch_size=SCALING_MICRO_BATCH, crop_seconds=CROP_SECONDS, eval_batch_size=4, patience=None,
+                threads=max(1, threads // processes), gradient_checkpointing=gradient_checkpointing,
+                peak_file=str(out / "peak-{rank}.json"),
+            )
+            # Launched even alone: its own process, whose peak memory is the training's only.
+            launch("rehearse_full_size:measured_training", kwargs, processes, out / "train.log")
+            summary = json.loads((out / "model" / "training_summary.json").read_text())
+            peaks = [json.loads((out / f"peak-{rank}.json").read_text()) for rank in range(processes)]
+            results.append(dict(
+                processes=processes, gradient_checkpointing=gradient_checkpointing,
+                clips_per_second=summary["train_clips_per_second"],
+                **{f"per_process_{name}": [peak[name] for peak in peaks] for name in peaks[0]},
+            ))
+    for result in results:
+        single = next(r for r in results if r["processes"] == 1 and
+                      r["gradient_checkpointing"] == result["gradient_checkpointing"])
+        result["scaling_efficiency"] = result["clips_per_second"] / (result["processes"] * single["clips_per_second"])
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="the tiny architecture: the same path in seconds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=2, help="training crops per step")
     parser.add_argument("--workdir", type=Path, help="where the ~15 GB of files go (default: a temporary folder)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also train with 1 and this many processes, with and without gradient checkpointing")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         result = rehearse(Path(workdir), tiny=args.tiny, threads=args.threads, batch_size=args.batch_size)
+        if args.processes:
+            result["scaling"] = scaling(Path(workdir), args.processes, tiny=args.tiny, threads=args.threads)
     print(json.dumps(result))
 
 

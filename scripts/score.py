@@ -1,18 +1,22 @@
-"""Rule score: the trained model's probabilities for every track of one split (GPU if any)."""
+"""Rule score: the trained model's probabilities for every track of one split, in one process
+per GPU of the job (`resources: gpu`; `cpu_processes` without CUDA), or on the CPU."""
 
-from fma_genre.inference import score_split
-from fma_genre.labels import read_vocabulary
+from fma_genre.distributed import launch, processes_to_start
+from fma_genre.inference import write_split_scores
 from fma_genre.logs import log_to
-from fma_genre.scores import write_scores_csv
 
 log_to(snakemake.log[0])
-vocabulary = read_vocabulary(snakemake.input.vocabulary)
-track_ids, scores, excluded = score_split(
-    snakemake.input.model,
-    snakemake.input.manifest,
-    snakemake.wildcards.split,
+processes = processes_to_start(snakemake.resources.get("gpu", 0), snakemake.resources.get("cpu_processes"))
+arguments = dict(
+    model_dir=snakemake.input.model,
+    manifest_csv=snakemake.input.manifest,
+    split=snakemake.wildcards.split,
+    vocabulary_tsv=snakemake.input.vocabulary,
+    scores_csv=snakemake.output.scores,
     batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    labels=[genre.title for genre in vocabulary],
+    threads=max(1, snakemake.threads // processes),
 )
-write_scores_csv(snakemake.output.scores, track_ids, scores, [genre.column for genre in vocabulary], excluded)
+if processes == 1:
+    write_split_scores(**arguments)
+else:
+    launch("fma_genre.inference:write_split_scores", arguments, processes, snakemake.log[0])

@@ -680,7 +680,7 @@ def _track_columns(rng: np.random.Generator, album: dict, number: int, genre_ids
         "listens": int(rng.integers(50, 10000)),
         "lyricist": _maybe(rng, _title(rng, 2), 0.03),
         "number": number,
-        "publisher": _maybe(rng, f"{_title(rng, 1)} Publishing", 0.02),
+        "publisher": _maybe(rng, f"{_title(rng, 1)} Publishing", 0.05),
         "tags": "[]",
         "title": _title(rng, int(rng.integers(1, 4))),
         "split": split,

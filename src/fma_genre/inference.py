@@ -17,9 +17,12 @@ import torch
 from tqdm import tqdm
 
 from fma_genre.audio import UnreadableAudio, decode_mono_16k
+from fma_genre.distributed import Processes, any_process, gather_in_rank_order, join, leave, local_rank
+from fma_genre.labels import read_vocabulary
 from fma_genre.loader import FrameSource, window_loader
 from fma_genre.logmel import STACK_STRIDE, kaldi_log_mel
 from fma_genre.model import load_classifier
+from fma_genre.scores import write_scores_csv
 from fma_genre.tracks import FRAMES_PER_SECOND, evaluation_windows, read_split
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,12 @@ class ScoringStopped(Exception):
 
 
 def best_device() -> tuple[torch.device, str]:
-    """The first visible CUDA device if any (CUDA_VISIBLE_DEVICES applies), else the CPU; and its name."""
+    """This process's visible CUDA device if any (CUDA_VISIBLE_DEVICES applies; one per process
+    under a launcher: its local rank), else the CPU; and its name."""
     if torch.cuda.is_available():
-        return torch.device("cuda"), torch.cuda.get_device_name()
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
+        return device, torch.cuda.get_device_name(device)
     return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
 
 
@@ -58,22 +64,31 @@ def window_outputs(
     desc: str,
     stop: threading.Event | None = None,
     progress: bool = True,
+    processes: Processes = Processes(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`forward(input_features, attention_mask)` of every scoring window, as float32 on the CPU,
     and each window's track index.
 
-    Raises `ScoringStopped` between batches once `stop` is set. `progress`: a tqdm bar on stderr.
+    Several `processes` each score one contiguous part of the windows, gathered in window order
+    on every process. Raises `ScoringStopped` between batches once `stop` is set (one process
+    only: several check it once they are done). `progress`: a tqdm bar on stderr.
     """
     windows = evaluation_windows(np.asarray(n_frames), window_frames)
+    part = np.array_split(np.arange(len(windows)), processes.world_size)[processes.rank]
     outputs, window_tracks = [], []
-    batches = window_loader(sources, windows, batch_size, device, threads)
-    for features, mask, track in tqdm(batches, desc=desc, file=sys.stderr, leave=False, disable=not progress):
-        if stop is not None and stop.is_set():
+    batches = window_loader(sources, [windows[i] for i in part], batch_size, device, threads)
+    show = progress and processes.is_main
+    for features, mask, track in tqdm(batches, desc=desc, file=sys.stderr, leave=False, disable=not show):
+        if stop is not None and stop.is_set() and not processes.distributed:
             raise ScoringStopped(desc)
         with autocast(device):
             outputs.append(forward(features.to(device), mask.to(device)).float().cpu())
         window_tracks.append(track)
-    return torch.cat(outputs), torch.cat(window_tracks)
+    mine = (torch.cat(outputs), torch.cat(window_tracks)) if outputs else None  # None: no windows
+    parts = [part for part in gather_in_rank_order(mine, processes) if part is not None]
+    if stop is not None and processes.distributed and any_process(stop.is_set(), processes):
+        raise ScoringStopped(desc)
+    return torch.cat([outputs for outputs, _ in parts]), torch.cat([tracks for _, tracks in parts])
 
 
 def window_logits(model, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,8 +116,10 @@ def score_split(
     batch_size: int = 16,
     threads: int = 2,
     labels: Sequence[str] | None = None,
+    processes: Processes = Processes(),
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Probabilities of a trained model for the tracks of one split.
+    """Probabilities of a trained model for the tracks of one split (the windows split between
+    `processes`, every one of which gets them all).
 
     Returns (track ids, (tracks, labels) float32 probabilities in the model's label order,
     {track_id: reason} for the split's tracks without usable features). `labels`: the label
@@ -120,12 +137,29 @@ def score_split(
         )
     if not len(tracks.track_ids):
         return tracks.track_ids, np.zeros((0, model.config.num_labels), dtype=np.float32), tracks.excluded
-    log.info("scoring %d %s tracks on %s", len(tracks.track_ids), split, device_name)
+    log.info("scoring %d %s tracks on %s x %d processes", len(tracks.track_ids), split, device_name,
+             processes.world_size)
     logits, window_tracks = window_logits(
         model, tracks.paths, tracks.n_frames, window_frames_of(model), batch_size, device, threads,
-        desc=f"scoring {split}",
+        desc=f"scoring {split}", processes=processes,
     )
     return tracks.track_ids, track_probabilities(logits, window_tracks, len(tracks.track_ids)), tracks.excluded
+
+
+def write_split_scores(model_dir: str, manifest_csv: str, split: str, vocabulary_tsv: str, scores_csv: str, *,
+                       batch_size: int, threads: int) -> None:
+    """`score_split` with the vocabulary's labels, written to `scores_csv` (`scores.py`); under a
+    launcher every process scores its part and the main one writes."""
+    device, _ = best_device()
+    processes = join(device)
+    vocabulary = read_vocabulary(vocabulary_tsv)
+    track_ids, scores, excluded = score_split(
+        model_dir, manifest_csv, split, batch_size=batch_size, threads=threads,
+        labels=[genre.title for genre in vocabulary], processes=processes,
+    )
+    if processes.is_main:
+        write_scores_csv(scores_csv, track_ids, scores, [genre.column for genre in vocabulary], excluded)
+    leave(processes)
 
 
 def score_audio_files(

@@ -58,17 +58,23 @@ def ignore_sigterm(worker_id: int) -> None:
 def window_loader(
     sources: Sequence[FrameSource],
     windows: Sequence[Window],
-    batch_size: int,
+    batch_size: int | Sequence[int],
     device: torch.device,
     threads: int,
 ) -> DataLoader:
-    """Batches of (input_features, attention_mask, track index) in the order of `windows`."""
+    """Batches of (input_features, attention_mask, track index) in the order of `windows`, of
+    `batch_size` windows, or of each size of a list in turn (micro-batches)."""
     # On CPU the model needs every core and loading a crop costs ~1% of its step: load in-process.
     # On a GPU, worker processes read and normalise the next batches while it computes.
     workers = threads - 1 if device.type == "cuda" else 0
+    if isinstance(batch_size, int):
+        batches = [range(start, min(start + batch_size, len(windows))) for start in range(0, len(windows), batch_size)]
+    else:
+        ends = np.cumsum(batch_size, dtype=int).tolist()
+        batches = [range(end - size, end) for end, size in zip(ends, batch_size)]
     return DataLoader(
         LogMelWindows(sources, windows),
-        batch_size=batch_size,
+        batch_sampler=batches,
         collate_fn=collate,
         num_workers=workers,
         worker_init_fn=ignore_sigterm if workers else None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fma_genre.distributed import Processes
 from fma_genre.inference import window_outputs
 from fma_genre.tracks import SplitTracks
 
@@ -49,13 +50,15 @@ def head_logits(model, layers: torch.Tensor) -> torch.Tensor:
 
 def cache_split(
     model, tracks: SplitTracks, window_frames: int, batch_size: int, device: torch.device, threads: int,
-    desc: str, stop: threading.Event | None = None,
+    desc: str, stop: threading.Event | None = None, processes: Processes = Processes(),
 ) -> PooledWindows:
-    """The pooled layers of every scoring window of `tracks`, computed once in eval mode."""
+    """The pooled layers of every scoring window of `tracks`, computed once in eval mode (split
+    between `processes`, every one of which gets them all)."""
     model.eval()
     layers, window_tracks = window_outputs(
         lambda features, mask: pooled_layers(model, features, mask),
         tracks.paths, tracks.n_frames, window_frames, batch_size, device, threads, desc=desc, stop=stop,
+        processes=processes,
     )
     log.info("%s: %d windows of %d tracks cached, %s floats each", desc, len(layers), len(tracks.track_ids),
              "x".join(map(str, layers.shape[1:])))

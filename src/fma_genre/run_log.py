@@ -18,14 +18,20 @@ class RunLog:
     """Scalars by optimiser step. A resumed run drops the TensorBoard events logged after its
     checkpoint, so each step appears once."""
 
-    def __init__(self, log_dir: str | Path, steps_done: int, run_name: str, settings: dict):
+    def __init__(self, log_dir: str | Path, steps_done: int, run_name: str, settings: dict, enabled: bool = True):
+        """`enabled`: False in all but one of several training processes, which log nothing."""
         self.log_dir = Path(log_dir)
+        self.writer = self.mlflow = None
+        if not enabled:
+            return
         if steps_done == 0:  # a fresh start: the events of an earlier (stale) run go
             shutil.rmtree(self.log_dir, ignore_errors=True)
         self.writer = SummaryWriter(str(self.log_dir), purge_step=steps_done + 1 if steps_done else None)
         self.mlflow = start_mlflow_run(self.log_dir, run_name, settings) if os.environ.get("MLFLOW_TRACKING_URI") else None
 
     def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
         if self.mlflow:
@@ -42,7 +48,8 @@ class RunLog:
         """The training log's row of an epoch, at the epoch's last step."""
         self.scalars({f"epoch/{name}": value for name, value in row.items() if name not in ("epoch", "step")},
                      row["step"])
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
 
     def __enter__(self) -> RunLog:
         return self
@@ -50,7 +57,8 @@ class RunLog:
     def __exit__(self, error_type, error, traceback) -> None:
         """Flush and close, also when training stops (SIGTERM, a crash): MLflow then records
         the run as KILLED, until its resume continues it."""
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         if self.mlflow:
             self.mlflow.end_run("FINISHED" if error_type is None else "KILLED")
 

@@ -83,7 +83,7 @@ def test_both_archives_are_bzip2_zips_laid_out_like_fma(demo_dir):
     mp3_names = sorted(set(audio_names) - {"fma_small/README.txt", "fma_small/checksums"})
     assert mp3_names == sorted(f"fma_small/{i // 1000:03d}/{i:06d}.mp3" for i in small_ids)
     assert all(re.fullmatch(r"fma_small/(\d{3})/\1\d{3}\.mp3", name) for name in mp3_names)
-    assert len({name.split("/")[1] for name in mp3_names}) >= 10  # spread over many NNN folders
+    assert len({name.split("/")[1] for name in mp3_names}) >= 3  # spread over several NNN folders
 
 
 def test_every_checksums_line_matches_its_member(demo_dir):
@@ -201,8 +201,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path, capsys):
 def log_band_energy_stats(samples: np.ndarray) -> np.ndarray:
     """Mean and spread over time of the log energies of 40 log-spaced bands, gain removed: a
     deliberately trivial feature that sees timbre and loudness swings but no rhythm or melody."""
-    mono = samples.mean(axis=1)
-    frames = np.lib.stride_tricks.sliding_window_view(mono, 2048)[::1024] * np.hanning(2048)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, 2048)[::1024] * np.hanning(2048)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     freqs = np.fft.rfftfreq(2048, 1 / 44100)
     edges = np.geomspace(30, 16000, 41)

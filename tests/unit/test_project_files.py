@@ -29,9 +29,12 @@ def _schema_keys(properties, prefix=""):
 def test_every_schema_key_has_type_default_description_and_a_config_readme_row():
     schema = yaml.safe_load(SCHEMA.read_text())
     readme = (PROJECT_ROOT / "config" / "README.md").read_text()
-    documented = dict(
-        re.findall(r"^\| `([\w.]+)` \| (string|integer|number|boolean|array|object) \|", readme, flags=re.M)
-    )
+    documented = {
+        key: [kind, "null"] if nullable else kind
+        for key, kind, nullable in re.findall(
+            r"^\| `([\w.]+)` \| (string|integer|number|boolean|array|object)( or null)? \|", readme, flags=re.M
+        )
+    }
     keys = dict(_schema_keys(schema["properties"]))
     for key, spec in keys.items():
         assert {"type", "default", "description"} <= spec.keys(), key

@@ -22,7 +22,9 @@ from transformers import AutoFeatureExtractor, pipeline
 
 from fma_genre import checkpoint
 from fma_genre import train as train_module
+from fma_genre import validation as validation_module
 from fma_genre.audio import decode_mono_16k
+from fma_genre.distributed import Processes
 from fma_genre.inference import score_split, window_logits
 from fma_genre.loader import LogMelWindows, collate, window_loader
 from fma_genre.metrics import tune_thresholds
@@ -31,6 +33,7 @@ from fma_genre.pretrained import write_tiny_model
 from fma_genre.probe import cache_split, head_logits
 from fma_genre.tracks import evaluation_windows, random_crops, read_split
 from fma_genre.train import TrainingInterrupted, train
+from fma_genre.training_run import Progress
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # (genre_id, title, top_level): three top genres and a sub-genre of Rock.
@@ -242,7 +245,7 @@ def test_a_few_optimiser_steps_lower_the_loss(dataset):
 def test_training_writes_the_best_model_log_summary_and_thresholds(dataset, trained):
     manifest, _, tiny = dataset
     out, summary, log = trained
-    assert list(log.columns) == train_module.LOG_COLUMNS
+    assert list(log.columns) == validation_module.LOG_COLUMNS
     assert log["epoch"].tolist() == [1, 2, 3] and log["step"].tolist() == [3, 6, 9]
     assert log["train_clips_per_second"].gt(0).all()
     # 9 steps, 2 of warm-up, then cosine decay: after step 3 it is 1/7 of the way down.
@@ -384,14 +387,23 @@ def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(datase
     torch.testing.assert_close(from_cache, full, atol=1e-5, rtol=1e-4)
 
 
+def test_gradient_checkpointing_trains_the_same_model(dataset, trained, tmp_path):
+    """Recomputing the activations in the backward pass (the same dropout masks: torch keeps the
+    RNG state for it) changes the memory, not the training."""
+    run_training(dataset, tmp_path, epochs=3, gradient_checkpointing=True)
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5)
+
+
 def test_epochs_of_the_warm_up_do_not_count_towards_the_patience(tmp_path):
-    run = SimpleNamespace(progress=train_module.Progress(), learning_rate=lambda part: 0.0, state_dir=tmp_path,
+    run = SimpleNamespace(progress=Progress(), learning_rate=lambda part: 0.0, state_dir=tmp_path,
+                          processes=Processes(),
                           model=torch.nn.Linear(2, 2), key={}, best_validation_scores=None)
     scores = np.zeros((1, 1))
     for epoch, (mAP, in_warmup) in enumerate([(0.9, True), (0.5, True), (0.6, False), (0.7, False)], start=1):
         run.progress.epoch_clips, run.progress.epoch_train_seconds = 1, 1.0
         metrics = {"mAP": mAP, "top_genre_accuracy": 0.0, "macro_f1": 0.0}
-        train_module.end_epoch(run, epoch, 1.0, metrics, scores, "mAP", 0.0, in_warmup=in_warmup)
+        validation_module.end_epoch(run, epoch, 1.0, metrics, scores, "mAP", 0.0, in_warmup=in_warmup)
     # A lucky warm-up epoch stays the best, but only the two epochs after the warm-up count.
     assert run.progress.best_epoch == 1 and run.progress.epochs_without_improvement == 2
 
@@ -475,14 +487,14 @@ def test_sigterm_mid_epoch_saves_and_the_rerun_matches_an_uninterrupted_run(
 
 
 def test_sigterm_in_validation_resumes_with_that_validation(dataset, trained, tmp_path, monkeypatch):
-    real_window_logits = train_module.window_logits
+    real_window_logits = validation_module.window_logits
 
     def sigterm_then_validate(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real_window_logits(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "window_logits", sigterm_then_validate)
+        patch.setattr(validation_module, "window_logits", sigterm_then_validate)
         with pytest.raises(TrainingInterrupted, match="validation of epoch 1"):
             run_training(dataset, tmp_path, epochs=3)
     state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
@@ -634,7 +646,7 @@ def test_benchmark_quick_run_prints_the_ratios():
 def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
     """benchmarks/rehearse_full_size.py (the 581 M-parameter rehearsal) on the tiny architecture."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/rehearse_full_size.py", "--tiny", "--threads", "1"],
+        [sys.executable, "benchmarks/rehearse_full_size.py", "--tiny", "--threads", "1", "--processes", "2"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -646,6 +658,13 @@ def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
     for key in ("seconds_per_training_step", "resume_state_write_seconds", "resume_state_load_seconds",
                 "scoring_windows_per_second", "peak_rss_bytes", "best_weights_bytes"):
         assert report[key] > 0, key
+    # 1 and 2 processes, with and without gradient checkpointing: each process's peak memory.
+    runs = {(run["processes"], run["gradient_checkpointing"]): run for run in report["scaling"]}
+    assert set(runs) == {(1, False), (1, True), (2, False), (2, True)}
+    for (processes, _), run in runs.items():
+        assert run["clips_per_second"] > 0 and len(run["per_process_peak_rss_bytes"]) == processes
+        assert 0 < run["scaling_efficiency"] <= 1.5
+    assert runs[(1, False)]["scaling_efficiency"] == 1.0
 
 
 @pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")

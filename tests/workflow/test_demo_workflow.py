@@ -34,6 +34,7 @@ EXPERIMENTS, SEEDS = ("finetune", "probe"), (0,)
 PRIMARY_RUN = "results/experiments/finetune/seed0"
 DATA_RULES = {"demo_archives", "download", "unzip", "subset_table", "multihot_labels"}
 BROKEN_CLIP_REASONS = ("empty file", "too short", "undecodable")
+TRAINING_PROCESSES = 2
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,9 @@ def demo(tmp_path_factory):
         "primary_model", "compare_experiments",
     } <= set(plan)
     assert plan["train"] == len(EXPERIMENTS) * len(SEEDS)
-    snakemake(project, workdir, TARGET, "--workflow-profile", str(project / "workflow/profiles/demo"))
+    # Each training in two CPU processes (gloo, torchrun's launcher), one thread each.
+    snakemake(project, workdir, TARGET, "--workflow-profile", str(project / "workflow/profiles/demo"),
+              "--set-resources", f"train:cpu_processes={TRAINING_PROCESSES}", "--set-threads", "train=2")
     return project, workdir
 
 
@@ -93,6 +96,9 @@ def test_metrics_show_a_model_that_learned(demo):
     assert set(model["per_genre"]) == set(metrics["data"]["labels"])
     assert metrics["data"]["n_test_tracks_used"] == 32 and metrics["data"]["n_test_tracks_excluded"] == 0
     assert model["best_epoch"] >= 1 and model["train_clips_per_second"] > 0
+    # The rule trained in two processes, each on half of every batch.
+    assert model["device"] == f"CPU (1 threads) x {TRAINING_PROCESSES}" and model["settings"]["micro_batch_size"] == 8
+    assert "training on CPU (1 threads) x 2 processes, micro-batches of 8" in (workdir / "logs/train/finetune/seed0.log").read_text()
     # What selected the model, and from which pretrained weights (the tiny model: its content).
     assert model["selection_metric"] == "mAP" == baseline["selection_metric"]
     source = json.loads((workdir / "data/models/tiny-random-w2v-bert/source.json").read_text())

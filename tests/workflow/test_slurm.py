@@ -390,3 +390,32 @@ def test_slurms_own_time_limit_sigterm_reaches_a_rule_script(slurm_demo):
     # Counted from the script's start, which comes seconds after the job's (the plugin's own
     # Snakemake starts first, slower on a busy machine): at a 1-minute limit, 40 s at the least.
     assert re.search(r"SIGTERM after ([4-9]\d|1[0-2]\d) s", probe_log), probe_log
+
+
+def test_a_two_task_training_job_trains_one_model(cluster: SlurmCluster, slurm_demo, tmp_path):
+    """The profile's multi-node settings (`tasks`, `mpi: srun`) on the one-node test cluster:
+    SLURM starts two tasks, each a launcher with one CPU process (gloo), which meet at task 0
+    and train one model together."""
+    workdir = slurm_demo[0]
+    config = yaml.safe_load((workdir.parent / "small_demo.yaml").read_text())
+    # The run's own experiment unchanged (nothing of it reruns), and a short one beside it.
+    config["experiments"] = {"default": {}, "two_tasks": {"epochs": 2, "patience": 2}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    profile = make_test_profile(cluster, tmp_path / "profile")
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    settings["set-resources"]["train"].update(tasks=2, mpi="'srun'", cpu_processes=1, gpu=0, runtime=10)
+    settings["set-threads"]["train"] = 1
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    run = "results/experiments/two_tasks/seed0"
+    log, _ = run_snakemake(
+        cluster,
+        ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+         str(tmp_path / "config.yaml"), "--workflow-profile", str(profile), f"{run}/model"],
+        cwd=REPO, workdir=workdir, timeout=600,
+    )
+    assert [rule for _, _, rule in SUBMITTED.findall(log)] == ["train"], log[-3000:]
+    training_log = (workdir / "logs/train/two_tasks/seed0.log").read_text()
+    assert "training on CPU (1 threads) x 2 processes" in training_log, training_log[-3000:]
+    summary = json.loads((workdir / run / "model" / "training_summary.json").read_text())
+    assert summary["epochs_trained"] == 2 and summary["device"] == "CPU (1 threads) x 2"
+    assert len(pd.read_csv(workdir / run / "training_log.csv")) == 2
