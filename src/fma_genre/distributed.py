@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -59,6 +60,31 @@ def processes_to_start(gpus: int, cpu_processes: int | None) -> int:
         visible = torch.cuda.device_count()
         return min(gpus, visible) if gpus else visible
     return cpu_processes or 1
+
+
+def run_as_job(function: Callable, kwargs: dict, resources, threads: int, log_path: str | os.PathLike) -> None:
+    """`function(**kwargs, threads=...)` (a module-level function) as a rule job's resources say:
+    one process per GPU (`gpu`), or `cpu_processes` without CUDA, sharing the job's `threads`; on
+    several SLURM tasks (`tasks`, with `mpi`: the command that starts them, e.g. "srun"), that
+    many processes in each task. One process: a plain call, here. (The rule script imports
+    `function` itself, so that the rule's code inputs include its module.)"""
+    srun = resources.get("mpi")
+    tasks = resources.get("tasks", 1) if srun else 1
+    processes = processes_to_start(resources.get("gpu", 0) // tasks, resources.get("cpu_processes"))
+    kwargs = kwargs | dict(threads=max(1, threads // processes))
+    target = f"{function.__module__}:{function.__name__}"
+    if tasks > 1:
+        launch_on_every_task(srun, tasks, threads, target, kwargs, processes, log_path)
+    elif processes > 1:
+        launch(target, kwargs, processes, log_path)
+    else:
+        function(**kwargs)
+
+
+def function_of(target: str):
+    """The function a "module:function" target names."""
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 @dataclass(frozen=True)
@@ -150,8 +176,7 @@ def run_as_launched_process(target: str, kwargs_json: str, log_path: str) -> Non
         stream=stream, level=logging.INFO if rank == 0 else logging.WARNING,
         format=FORMAT.replace("%(levelname)s", f"%(levelname)s rank {rank}"), force=True,
     )
-    module, function = target.split(":")
-    getattr(importlib.import_module(module), function)(**json.loads(Path(kwargs_json).read_text()))
+    function_of(target)(**json.loads(Path(kwargs_json).read_text()))
 
 
 def join(device: torch.device) -> Processes:

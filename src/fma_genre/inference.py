@@ -17,12 +17,10 @@ import torch
 from tqdm import tqdm
 
 from fma_genre.audio import UnreadableAudio, decode_mono_16k
-from fma_genre.distributed import Processes, any_process, gather_in_rank_order, join, leave, local_rank
-from fma_genre.labels import read_vocabulary
+from fma_genre.distributed import Processes, any_process, gather_in_rank_order, local_rank
 from fma_genre.loader import FrameSource, window_loader
 from fma_genre.logmel import STACK_STRIDE, kaldi_log_mel
 from fma_genre.model import load_classifier
-from fma_genre.scores import write_scores_csv
 from fma_genre.tracks import FRAMES_PER_SECOND, evaluation_windows, read_split
 
 log = logging.getLogger(__name__)
@@ -144,22 +142,6 @@ def score_split(
         desc=f"scoring {split}", processes=processes,
     )
     return tracks.track_ids, track_probabilities(logits, window_tracks, len(tracks.track_ids)), tracks.excluded
-
-
-def write_split_scores(model_dir: str, manifest_csv: str, split: str, vocabulary_tsv: str, scores_csv: str, *,
-                       batch_size: int, threads: int) -> None:
-    """`score_split` with the vocabulary's labels, written to `scores_csv` (`scores.py`); under a
-    launcher every process scores its part and the main one writes."""
-    device, _ = best_device()
-    processes = join(device)
-    vocabulary = read_vocabulary(vocabulary_tsv)
-    track_ids, scores, excluded = score_split(
-        model_dir, manifest_csv, split, batch_size=batch_size, threads=threads,
-        labels=[genre.title for genre in vocabulary], processes=processes,
-    )
-    if processes.is_main:
-        write_scores_csv(scores_csv, track_ids, scores, [genre.column for genre in vocabulary], excluded)
-    leave(processes)
 
 
 def score_audio_files(

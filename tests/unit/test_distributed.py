@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from fma_genre.distributed import launch
-from fma_genre.inference import write_split_scores
+from fma_genre.distributed import launch, run_as_job
+from fma_genre.scoring_job import write_split_scores
 from fma_genre.pretrained import write_tiny_model
 from fma_genre.train import train
 from unit.test_train import SETTINGS, TIMING_COLUMNS, write_dataset
@@ -63,7 +63,8 @@ def assert_same_training(out: Path, reference: Path) -> None:
 
 
 def test_two_processes_train_like_one(dataset, one_process, tmp_path):
-    launch("fma_genre.train:train", training_arguments(dataset, tmp_path), 2, tmp_path / "train.log")
+    # As the train rule runs it with `resources: cpu_processes=2` and two threads.
+    run_as_job(train, training_arguments(dataset, tmp_path), {"cpu_processes": 2}, 2, tmp_path / "train.log")
     assert_same_training(tmp_path, one_process)
     log = (tmp_path / "train.log").read_text()
     assert "x 2 processes, micro-batches of 2" in log and "rank 0" in log
@@ -108,7 +109,7 @@ def test_two_processes_score_a_split_like_one(dataset, one_process, tmp_path):
     arguments = dict(model_dir=str(one_process / "model"), manifest_csv=str(manifest), split="validation",
                      vocabulary_tsv=str(vocabulary), batch_size=2, threads=1)
     write_split_scores(**arguments, scores_csv=str(tmp_path / "one.csv"))
-    launch("fma_genre.inference:write_split_scores", arguments | dict(scores_csv=str(tmp_path / "two.csv")), 2,
+    launch("fma_genre.scoring_job:write_split_scores", arguments | dict(scores_csv=str(tmp_path / "two.csv")), 2,
            tmp_path / "score.log")
     one, two = (pd.read_csv(tmp_path / name) for name in ("one.csv", "two.csv"))
     assert len(one) == 6  # every validation track, in track order

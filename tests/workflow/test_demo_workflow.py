@@ -341,6 +341,8 @@ def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
         ("src/fma_genre/experiments.py", {"evaluate": N_RUNS, "compare_experiments": 1}),  # bootstrap
         ("src/fma_genre/comparison.py", {"compare_experiments": 1}),
         ("src/fma_genre/probe.py", MODEL_STAGES),
+        ("src/fma_genre/distributed.py", MODEL_STAGES),  # how training and scoring run in processes
+        ("src/fma_genre/steps.py", MODEL_STAGES),  # training only: its model, then all after it
         # ...and plotting code reruns only the plots, never the metrics.
         ("src/fma_genre/plots.py", {"plots": N_RUNS}),
         ("scripts/plots.py", {"plots": N_RUNS}),
