@@ -11,7 +11,7 @@ CORES ?= 2
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 ## demo: the whole pipeline on the built-in synthetic dataset, offline, on CPU; outputs in demo/
