@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile
 CORES ?= 2
+# Test processes (pytest-xdist), each running whole test modules: the SLURM run and the demo DAG
+# start at once, beside each other, then the unit tests (much of the SLURM run is waiting).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint clean-demo
 
@@ -23,7 +26,7 @@ demo: $(VENV)/.installed
 
 ## test: the unit and workflow tests
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## lint: snakefmt and snakemake --lint on the workflow
 lint: $(VENV)/.installed

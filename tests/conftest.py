@@ -6,6 +6,17 @@ import pytest
 
 from paths import REAL_CLIP, REAL_GENRES_CSV
 
+# The long end-to-end runs first: under `make test` (two workers, a module each at a time) the
+# SLURM run and the demo DAG start together, and the unit tests fill in behind them.
+FIRST = {"slurm": 0, "workflow": 1}
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return min((FIRST[mark.name] for mark in item.iter_markers() if mark.name in FIRST), default=len(FIRST))
+
+    items.sort(key=rank)
+
 
 def _shared(path: Path) -> Path:
     if not path.exists():

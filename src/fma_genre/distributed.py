@@ -8,6 +8,7 @@ process group exists, so the single-process path stays the plain one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -110,6 +111,22 @@ class SlurmTasks:
         return f"{self.host}:{20000 + int(self.job_id) % 20000}"
 
 
+@contextlib.contextmanager
+def arguments_file(kwargs: dict, folder: str | os.PathLike | None = None) -> Iterator[str]:
+    """The path of a temporary JSON file of `kwargs`, for the processes a launcher starts to read
+    (`read_arguments`); removed afterwards."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=folder) as file:
+        json.dump(kwargs, file)
+    try:
+        yield file.name
+    finally:
+        os.unlink(file.name)
+
+
+def read_arguments(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
 def launch(target: str, kwargs: dict, processes: int, log_path: str | os.PathLike,
            tasks: SlurmTasks | None = None) -> None:
     """`target(**kwargs)` ("module:function") in `processes` processes started by torchrun's
@@ -131,15 +148,13 @@ def launch(target: str, kwargs: dict, processes: int, log_path: str | os.PathLik
         max_restarts=0,  # a failed process fails the run; Snakemake's retry resumes it
         monitor_interval=0.5,
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as arguments:
-        json.dump(kwargs, arguments)
     # The agent turns these signals into an exception that stops the processes; it does not
     # put the caller's handlers back.
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        elastic_launch(config, sys.executable)("-m", LAUNCHED_MODULE, target, arguments.name, str(log_path))
+        with arguments_file(kwargs) as arguments:
+            elastic_launch(config, sys.executable)("-m", LAUNCHED_MODULE, target, arguments, str(log_path))
     finally:
-        os.unlink(arguments.name)
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
 
@@ -149,21 +164,18 @@ def launch_on_every_task(srun: str, tasks: int, cpus_per_task: int, target: str,
     """`launch` once in each of `tasks` SLURM tasks of this job (`srun`: the command that starts
     them, e.g. "srun"), each with `processes` processes. Runs in the job's batch step, where the
     plugin leaves no task settings behind: they are given here."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=Path(log_path).parent) as arguments:
-        json.dump(kwargs, arguments)  # beside the log, on the shared file system: every node reads it
-    try:
+    # Beside the log, on the shared file system: every node reads it.
+    with arguments_file(kwargs, folder=Path(log_path).parent) as arguments:
         subprocess.run(
             [*shlex.split(srun), f"--ntasks={tasks}", f"--cpus-per-task={cpus_per_task}", sys.executable, "-m",
-             LAUNCHED_MODULE, "--task", target, arguments.name, str(processes), str(log_path)],
+             LAUNCHED_MODULE, "--task", target, arguments, str(processes), str(log_path)],
             check=True,
         )
-    finally:
-        os.unlink(arguments.name)
 
 
 def launch_as_task(target: str, kwargs_json: str, processes: str, log_path: str) -> None:
     """One SLURM task of `launch_on_every_task`: its launcher."""
-    launch(target, json.loads(Path(kwargs_json).read_text()), int(processes), log_path, SlurmTasks.of_this_job())
+    launch(target, read_arguments(kwargs_json), int(processes), log_path, SlurmTasks.of_this_job())
 
 
 def run_as_launched_process(target: str, kwargs_json: str, log_path: str) -> None:
@@ -176,7 +188,7 @@ def run_as_launched_process(target: str, kwargs_json: str, log_path: str) -> Non
         stream=stream, level=logging.INFO if rank == 0 else logging.WARNING,
         format=FORMAT.replace("%(levelname)s", f"%(levelname)s rank {rank}"), force=True,
     )
-    function_of(target)(**json.loads(Path(kwargs_json).read_text()))
+    function_of(target)(**read_arguments(kwargs_json))
 
 
 def join(device: torch.device) -> Processes:

@@ -14,6 +14,12 @@ class ExperimentConfigError(ValueError):
     """An experiment's overrides name an unknown `training` key or give it a wrong value."""
 
 
+def experiment_overrides(config: Mapping) -> dict[str, dict]:
+    """Config `experiments` (name -> overrides of `training` keys), or one `default` experiment
+    without overrides when it has none."""
+    return config.get("experiments") or {DEFAULT_EXPERIMENT: {}}
+
+
 def experiment_settings(config: Mapping, training_schema: Mapping) -> dict[str, dict]:
     """{experiment name: its full training settings}, in config order (the first is the primary).
 
@@ -21,7 +27,7 @@ def experiment_settings(config: Mapping, training_schema: Mapping) -> dict[str, 
     experiment's settings are `training` with its overrides, checked against `training_schema`.
     No `experiments` (or an empty one): one experiment, `default`, with `training` as it is.
     """
-    experiments = config.get("experiments") or {DEFAULT_EXPERIMENT: {}}
+    experiments = experiment_overrides(config)
     known = training_schema["properties"]
     validator = jsonschema.Draft202012Validator(training_schema)
     settings = {}

@@ -24,6 +24,7 @@ a run together, trains it and saves its best epoch.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -216,6 +217,10 @@ def train(
             "best epoch %d (validation %s %.4f) saved to %s",
             run.progress.best_epoch, selection_metric, run.progress.best_metric, model_out_dir,
         )
+    # DDP's reducer holds the process group: freed before the group is, or gloo's teardown can
+    # wait forever once the other processes have left (seen once, at the end of a demo training).
+    run.ddp = run.forward = None
+    gc.collect()
     barrier(processes)
     leave(processes)
     return summary
@@ -252,7 +257,7 @@ def build_run(
 
     model = load_classifier(pretrained_dir, label_names, device=device)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=dict(use_reentrant=False))
     if settings["mode"] == "probe":
         model.freeze_base_model()
     elif settings["mode"] == "lora":
@@ -289,7 +294,11 @@ def build_run(
         run.ddp = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
-    run.forward = torch.compile(run.ddp or model) if compile else run.ddp
+    if compile:
+        # SpecAugment draws its masks with numpy; by default TorchDynamo would draw them from
+        # torch's random stream instead, and a compiled run would train on other masks.
+        torch._dynamo.config.use_numpy_random_stream = True
+    run.forward = torch.compile(model if run.ddp is None else run.ddp) if compile else run.ddp
     return run
 
 

@@ -98,7 +98,8 @@ class TrainingRun:
         inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
         if "layers" in inputs:
             return head_logits(self.model, inputs["layers"])
-        return (self.forward or self.model)(**inputs).logits
+        # `is None`: a compiled module has no truth value
+        return (self.model if self.forward is None else self.forward)(**inputs).logits
 
     def resume(self) -> None:
         state = checkpoint.load_state(self.state_dir, self.key)

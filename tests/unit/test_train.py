@@ -395,6 +395,28 @@ def test_gradient_checkpointing_trains_the_same_model(dataset, trained, tmp_path
     pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5)
 
 
+def test_compiled_training_trains_the_same_model(dataset, trained, tmp_path, monkeypatch):
+    """`compile` runs training and validation through torch.compile's graphs, with the same
+    result (SpecAugment's masks too). Traced here by TorchDynamo and AOT autograd without
+    generating kernels (backend "aot_eager": seconds, where inductor's C++ build takes minutes on
+    this CPU)."""
+    compiled = []
+    real_compile = torch.compile
+
+    def compile_aot_eager(module, **options):
+        compiled.append(module)
+        return real_compile(module, **options | dict(backend="aot_eager"))
+
+    monkeypatch.setattr(torch, "compile", compile_aot_eager)
+    monkeypatch.setattr(torch._dynamo.config, "use_numpy_random_stream", False)  # put back afterwards
+    torch._dynamo.reset()
+    run_training(dataset, tmp_path, epochs=3, compile=True)
+    assert len(compiled) == 1 and compiled[0].__class__.__name__ == "Wav2Vec2BertForSequenceClassification"
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # the forward passes ran as graphs
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5)
+
+
 def test_epochs_of_the_warm_up_do_not_count_towards_the_patience(tmp_path):
     run = SimpleNamespace(progress=Progress(), learning_rate=lambda part: 0.0, state_dir=tmp_path,
                           processes=Processes(),

@@ -11,10 +11,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-
-
 PROJECT_ROOT = Path(workflow.basedir)
+CONFIG_SCHEMA = PROJECT_ROOT / "workflow/schemas/config.schema.yaml"
+
+validate(config, schema=str(CONFIG_SCHEMA), set_default=True)
+
 # Rule scripts import the package from this checkout whatever environment runs them
 # (the project's venv, a conda env from envs/, a SLURM job).
 os.environ.update(
@@ -29,14 +30,11 @@ ARCHIVES = ["fma_metadata", f"fma_{SUBSET}"]
 FEATURES_DIR = f"data/processed/fma_features/fma_{SUBSET}"
 PIPELINE_ENV = "../../envs/pipeline.yaml"
 
-from fma_genre.settings import experiment_settings
+from fma_genre.settings import experiment_overrides, experiment_settings
 
 # Each experiment's full training settings, its overrides checked before any job.
 EXPERIMENTS = experiment_settings(
-    config,
-    yaml.safe_load((PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text())[
-        "properties"
-    ]["training"],
+    config, yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["training"]
 )
 SEEDS = config["seeds"]
 # results/model and metrics.json's `model`: the first experiment's first seed.

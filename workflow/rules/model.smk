@@ -234,6 +234,6 @@ rule compare_experiments:
         runs=lambda wildcards: [
             dict(experiment=e, seed=s) for e in EXPERIMENTS for s in SEEDS
         ],
-        overrides=config["experiments"] or {"default": {}},
+        overrides=experiment_overrides(config),
     script:
         "../../scripts/compare_experiments.py"
