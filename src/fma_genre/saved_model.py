@@ -14,8 +14,6 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from transformers import AutoFeatureExtractor
-
 from fma_genre.atomic import atomic_directory, write_text
 
 SUMMARY_FILE = "training_summary.json"
@@ -31,6 +29,10 @@ def save_model(
     thresholds: Mapping[str, float],
 ) -> None:
     """The model, its feature extractor config, model card and training summary, written atomically."""
+    # Here, not at the top: evaluation and the comparison read this folder's JSON only, and
+    # importing transformers costs each of their jobs ~4 s.
+    from transformers import AutoFeatureExtractor
+
     model.config.window_seconds = window_seconds
     model.config.label_thresholds = dict(thresholds)
     with atomic_directory(model_out_dir) as staging:

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fma_genre.demo import build_catalogue, main, split_artists, write_demo_archives
+from fma_genre.demo import SAMPLE_RATE, build_catalogue, main, split_artists, write_demo_archives
 
 TRACKS_PER_GENRE = 6
 CLIP_SECONDS = 3.0
@@ -173,11 +173,11 @@ def test_three_clips_are_broken_like_fma_and_the_others_decode(demo_dir):
         except sf.LibsndfileError:
             undecodable.append(track_id)
             continue
-        assert sample_rate == 44100 and samples.ndim == 1  # mono
-        if len(samples) == 2 * 44100:
+        assert sample_rate == SAMPLE_RATE and samples.ndim == 1  # mono
+        if len(samples) == 2 * SAMPLE_RATE:
             short.append(track_id)
         else:
-            assert len(samples) == CLIP_SECONDS * 44100
+            assert len(samples) == CLIP_SECONDS * SAMPLE_RATE
             assert 0.05 < np.abs(samples).max() < 1.0
     assert len(empty) == len(short) == len(undecodable) == 1
     broken = tracks.loc[empty + short + undecodable]
@@ -203,8 +203,8 @@ def log_band_energy_stats(samples: np.ndarray) -> np.ndarray:
     deliberately trivial feature that sees timbre and loudness swings but no rhythm or melody."""
     frames = np.lib.stride_tricks.sliding_window_view(samples, 2048)[::1024] * np.hanning(2048)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(2048, 1 / 44100)
-    edges = np.geomspace(30, 16000, 41)
+    freqs = np.fft.rfftfreq(2048, 1 / SAMPLE_RATE)
+    edges = np.geomspace(30, 10000, 41)
     bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
     log_bands = np.log(bands + 1e-10)
     log_bands -= log_bands.mean()
@@ -220,7 +220,7 @@ def test_genres_are_learnable_from_a_trivial_spectral_feature(tmp_path):
             samples, _ = sf.read(io.BytesIO(data), dtype="float32")
         except sf.LibsndfileError:
             continue
-        if len(samples) < 3 * 44100:
+        if len(samples) < 3 * SAMPLE_RATE:
             continue
         features.append(log_band_energy_stats(samples))
         genres.append(tracks.at[track_id, ("track", "genre_top")])

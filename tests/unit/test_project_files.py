@@ -1,6 +1,8 @@
 """Project files that must agree: pins in pyproject and envs/, config keys in schema and README."""
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -48,3 +50,11 @@ def test_config_files_are_valid_against_the_schema():
     for name in ("config.yaml", "demo.yaml"):
         config = yaml.safe_load((PROJECT_ROOT / "config" / name).read_text())
         validate(config, str(SCHEMA))
+
+
+def test_evaluation_and_comparison_jobs_do_not_import_torch_or_transformers():
+    # Importing transformers' model code costs a job ~5 s of CPU; the demo runs five such jobs.
+    code = "import sys, fma_genre.evaluate, fma_genre.comparison, fma_genre.plots; " \
+           "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
