@@ -30,7 +30,7 @@ def save_model(
 ) -> None:
     """The model, its feature extractor config, model card and training summary, written atomically."""
     # Here, not at the top: evaluation and the comparison read this folder's JSON only, and
-    # importing transformers costs each of their jobs ~4 s.
+    # importing transformers costs each of their jobs ~5 s.
     from transformers import AutoFeatureExtractor
 
     model.config.window_seconds = window_seconds
