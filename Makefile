@@ -9,7 +9,7 @@ CORES ?= 2
 # start at once, beside each other, then the unit tests (much of the SLURM run is waiting).
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint clean-demo
+.PHONY: demo test lint format clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,18 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-## lint: snakefmt and snakemake --lint on the workflow
+## lint: snakefmt and snakemake --lint on the workflow, ruff (format and check) on the Python
 lint: $(VENV)/.installed
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+## format: what `make lint` checks, applied
+format: $(VENV)/.installed
+	$(BIN)/snakefmt Snakefile workflow/
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 clean-demo:
 	rm -rf demo

@@ -1,5 +1,6 @@
 """FMA music-genre pipeline: from the official FMA archives to a fine-tuned Wav2Vec2-BERT
-genre classifier and its metrics. Stages live in workflow/rules/, logic in src/fma_genre/.
+genre classifier and its metrics. One rule file per stage in workflow/rules/, each with its
+subpackage of src/fma_genre/ (data.smk -> fma_genre/data/, ...).
 """
 
 
@@ -8,9 +9,13 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
-include: "workflow/rules/model.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/scoring.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -1,7 +1,7 @@
 """Rule baseline: logistic regression on log-mel statistics; C and thresholds from validation."""
 
-from fma_genre.baseline import write_baseline
-from fma_genre.logs import log_to
+from fma_genre.evaluation.baseline import write_baseline
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 write_baseline(

@@ -1,7 +1,7 @@
 """Rule compare_experiments: every experiment and seed side by side; results/metrics.json."""
 
-from fma_genre.comparison import compare_experiments
-from fma_genre.logs import log_to
+from fma_genre.evaluation.comparison import compare_experiments
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 compare_experiments(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fma_genre.demo import write_demo_archives
-from fma_genre.logs import log_to
+from fma_genre.demo.archives import write_demo_archives
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 write_demo_archives(

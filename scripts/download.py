@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from fma_genre.download import OFFICIAL_SHA1, fetch_archive, read_sha1sums
-from fma_genre.logs import log_to
+from fma_genre.data.download import OFFICIAL_SHA1, fetch_archive, read_sha1sums
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 name = Path(snakemake.output.archive).name
-checksums = snakemake.input.checksums if "checksums" in snakemake.input.keys() else None
+checksums = snakemake.input.checksums if "checksums" in snakemake.input.keys() else None  # noqa: SIM118 - `in` would test the values
 expected = read_sha1sums(checksums) if checksums else OFFICIAL_SHA1
 if name not in expected:
     raise SystemExit(f"no SHA1 known for {name} in {checksums or 'the official list'}")

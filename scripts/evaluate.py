@@ -1,7 +1,7 @@
 """Rule evaluate: test-split metrics of the model and the baseline, from their score tables."""
 
-from fma_genre.evaluate import evaluate
-from fma_genre.logs import log_to
+from fma_genre.evaluation.evaluate import evaluate
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 evaluate(

@@ -1,7 +1,7 @@
 """Rule log_mel_shard: log-mel frames for every track of one FMA folder, and its status table."""
 
-from fma_genre.features import extract_shard
-from fma_genre.logs import log_to
+from fma_genre.features.shard import extract_shard
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 extract_shard(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fma_genre.labels import write_multihot
-from fma_genre.logs import log_to
+from fma_genre.data.labels import write_multihot
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 write_multihot(

@@ -1,7 +1,7 @@
 """Rule plots: the test confusion matrix and the training curves."""
 
-from fma_genre.logs import log_to
-from fma_genre.plots import draw_figures
+from fma_genre.evaluation.plots import draw_figures
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 draw_figures(

@@ -1,9 +1,7 @@
 """Rule primary_model: results/model is the primary experiment's first seed (hard links)."""
 
-from fma_genre.atomic import link_directory
-from fma_genre.logs import log_to
+from fma_genre.io.logs import log_to
+from fma_genre.models.saved_model import publish_model
 
 log_to(snakemake.log[0])
-# Snakemake dates a directory output by touching this file in it: a shared link would re-date
-# the run's model whenever results/model is dated, and make its scores look stale.
-link_directory(snakemake.input.model, snakemake.output.model, skip=[".snakemake_timestamp"])
+publish_model(snakemake.input.model, snakemake.output.model)

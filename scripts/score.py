@@ -1,9 +1,9 @@
 """Rule score: the trained model's probabilities for every track of one split, in one process
 per GPU of the job (`resources: gpu`; `cpu_processes` without CUDA), or on the CPU."""
 
-from fma_genre.distributed import run_as_job
-from fma_genre.logs import log_to
-from fma_genre.scoring_job import write_split_scores
+from fma_genre.io.logs import log_to
+from fma_genre.runtime.processes import run_as_job
+from fma_genre.scoring.job import write_split_scores
 
 log_to(snakemake.log[0])
 run_as_job(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fma_genre.logs import log_to
-from fma_genre.metadata import write_subset_csv
+from fma_genre.data.metadata import write_subset_csv
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 write_subset_csv(

@@ -1,10 +1,11 @@
 """Rule train: one experiment and seed; its best validation epoch is its model. One process per
 GPU of the job (`resources: gpu`), `cpu_processes` without CUDA; on several nodes, one launcher
-per SLURM task (`tasks`, `mpi`): see `distributed.run_as_job`."""
+per SLURM task (`tasks`, `mpi`): see `fma_genre.runtime.processes.run_as_job`."""
 
-from fma_genre.distributed import run_as_job
-from fma_genre.logs import log_to
-from fma_genre.train import train
+from fma_genre.io.logs import log_to
+from fma_genre.runtime.processes import run_as_job
+from fma_genre.training.loop import train
+from fma_genre.training.settings import TrainingSettings
 
 # Echoed to the job's stderr: each SLURM attempt's log keeps its own story (SIGTERM, resume).
 log_to(snakemake.log[0], echo=True)
@@ -18,8 +19,8 @@ run_as_job(
         training_log_csv=snakemake.output.training_log,
         state_dir=snakemake.params.state_dir,
         tensorboard_dir=snakemake.params.tensorboard_dir,
+        settings=TrainingSettings(**snakemake.params.training),
         run_name=f"{snakemake.wildcards.experiment}/seed{snakemake.wildcards.seed}",
-        **snakemake.params.training,
     ),
     snakemake.resources,
     snakemake.threads,

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fma_genre.archive import extract_verified
-from fma_genre.logs import log_to
+from fma_genre.data.archive import extract_verified
+from fma_genre.io.logs import log_to
 
 log_to(snakemake.log[0])
 folder = Path(snakemake.output.folder)

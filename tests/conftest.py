@@ -13,7 +13,9 @@ FIRST = {"slurm": 0, "workflow": 1}
 
 def pytest_collection_modifyitems(items):
     def rank(item):
-        return min((FIRST[mark.name] for mark in item.iter_markers() if mark.name in FIRST), default=len(FIRST))
+        return min(
+            (FIRST[mark.name] for mark in item.iter_markers() if mark.name in FIRST), default=len(FIRST)
+        )
 
     items.sort(key=rank)
 

@@ -4,21 +4,74 @@ from pathlib import Path
 
 import pandas as pd
 
-TRACKS_COLUMNS = [
-    ("album", c)
-    for c in "comments date_created date_released engineer favorites id information listens "
-    "producer tags title tracks type".split()
-] + [
-    ("artist", c)
-    for c in "active_year_begin active_year_end associated_labels bio comments date_created "
-    "favorites id latitude location longitude members name related_projects tags website "
-    "wikipedia_page".split()
-] + [("set", "split"), ("set", "subset")] + [
-    ("track", c)
-    for c in "bit_rate comments composer date_created date_recorded duration favorites genre_top "
-    "genres genres_all information interest language_code license listens lyricist number "
-    "publisher tags title".split()
-]
+TRACKS_COLUMNS = (
+    [
+        ("album", c)
+        for c in [
+            "comments",
+            "date_created",
+            "date_released",
+            "engineer",
+            "favorites",
+            "id",
+            "information",
+            "listens",
+            "producer",
+            "tags",
+            "title",
+            "tracks",
+            "type",
+        ]
+    ]
+    + [
+        ("artist", c)
+        for c in [
+            "active_year_begin",
+            "active_year_end",
+            "associated_labels",
+            "bio",
+            "comments",
+            "date_created",
+            "favorites",
+            "id",
+            "latitude",
+            "location",
+            "longitude",
+            "members",
+            "name",
+            "related_projects",
+            "tags",
+            "website",
+            "wikipedia_page",
+        ]
+    ]
+    + [("set", "split"), ("set", "subset")]
+    + [
+        ("track", c)
+        for c in [
+            "bit_rate",
+            "comments",
+            "composer",
+            "date_created",
+            "date_recorded",
+            "duration",
+            "favorites",
+            "genre_top",
+            "genres",
+            "genres_all",
+            "information",
+            "interest",
+            "language_code",
+            "license",
+            "listens",
+            "lyricist",
+            "number",
+            "publisher",
+            "tags",
+            "title",
+        ]
+    ]
+)
 
 # (track_id, split, subset, genre_top, genres, genres_all, duration): tracks 2 and 20 as in the
 # shared README, the others made up but consistent with the real genres.csv hierarchy.
@@ -39,13 +92,21 @@ def write_tracks_csv(path: Path, rows=EXAMPLE_TRACKS, drop=()) -> Path:
     records = []
     for track_id, split, subset, top, genres, genres_all, duration in rows:
         record = {column: "" for column in TRACKS_COLUMNS}
-        record.update({
-            ("set", "split"): split, ("set", "subset"): subset, ("track", "genre_top"): top,
-            ("track", "genres"): genres, ("track", "genres_all"): genres_all,
-            ("track", "duration"): duration, ("track", "tags"): "[]", ("album", "tags"): "[]",
-            ("artist", "tags"): "['band']", ("track", "title"): f"Track {track_id}",
-            ("track", "bit_rate"): 256000,
-        })
+        record.update(
+            {
+                ("set", "split"): split,
+                ("set", "subset"): subset,
+                ("track", "genre_top"): top,
+                ("track", "genres"): genres,
+                ("track", "genres_all"): genres_all,
+                ("track", "duration"): duration,
+                ("track", "tags"): "[]",
+                ("album", "tags"): "[]",
+                ("artist", "tags"): "['band']",
+                ("track", "title"): f"Track {track_id}",
+                ("track", "bit_rate"): 256000,
+            }
+        )
         records.append(record)
     columns = [c for c in TRACKS_COLUMNS if c not in drop]
     frame = pd.DataFrame(records, index=pd.Index([r[0] for r in rows], name="track_id"))

@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from fma_genre import train as train_module
+from fma_genre.training import loop as train_module
+
 from unit.test_train import crash_on_training_forward
 
 FAULTS = {"sigterm": lambda: os.kill(os.getpid(), signal.SIGTERM), "exit": lambda: os._exit(3)}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fma_genre.archive import ArchiveError, extract_verified
+from fma_genre.data.archive import ArchiveError, extract_verified
 
 FILES = {
     "README.txt": b"fma_small: 8000 clips of 30 s\n",
@@ -108,7 +108,9 @@ def test_missing_checksums_member_is_an_error(tmp_path):
 def test_unlisted_mp3_is_an_error(tmp_path):
     listed = {name: body for name, body in FILES.items() if name != "011/011683.mp3"}
     zip_path = build_zip(tmp_path / "fma_small.zip", FILES, checksums_text(listed))
-    with pytest.raises(ArchiveError, match="member fma_small/011/011683.mp3 is not listed in fma_small/checksums"):
+    with pytest.raises(
+        ArchiveError, match="member fma_small/011/011683.mp3 is not listed in fma_small/checksums"
+    ):
         extract_verified(zip_path, tmp_path / "raw" / "fma_small", root_name="fma_small")
 
 
@@ -124,7 +126,9 @@ def test_member_outside_the_top_folder_is_refused(tmp_path):
     zip_path = build_zip(tmp_path / "fma_small.zip", FILES, checksums_text(FILES))
     with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_BZIP2) as archive:
         archive.writestr("fma_small/../escape.txt", b"x")
-    with pytest.raises(ArchiveError, match=r"member fma_small/\.\./escape\.txt lies outside the top folder fma_small/"):
+    with pytest.raises(
+        ArchiveError, match=r"member fma_small/\.\./escape\.txt lies outside the top folder fma_small/"
+    ):
         extract_verified(zip_path, tmp_path / "raw" / "fma_small", root_name="fma_small")
     assert not (tmp_path / "raw" / "escape.txt").exists()
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 import soxr
 
-from fma_genre.audio import UnreadableAudio, check_duration, decode_mono_16k
+from fma_genre.features.audio import UnreadableAudio, check_duration, decode_mono_16k
 
 
 def write_sine_mp3(path, seconds: float, sampling_rate: int = 44100) -> None:

@@ -9,10 +9,11 @@ import pytest
 import scipy.fft
 from sklearn.metrics import roc_auc_score
 
-from fma_genre.baseline import C_GRID, N_CEPSTRA, run_baseline, track_statistics, write_baseline
-from fma_genre.features import LEVEL_COLUMNS
-from fma_genre.logmel import centre_for_float16
-from fma_genre.scores import read_scores_csv
+from fma_genre.data.vocabulary import Vocabulary
+from fma_genre.evaluation.baseline import C_GRID, N_CEPSTRA, run_baseline, track_statistics, write_baseline
+from fma_genre.features.logmel import centre_for_float16
+from fma_genre.features.shard import LEVEL_COLUMNS
+from fma_genre.scoring.tables import read_scores_csv
 
 # Rock (12) and Electronic (15) are top genres; Punk (25) a sub-genre nobody in training has.
 GENRES = [(12, "Rock", 1), (15, "Electronic", 1), (25, "Punk", 0)]
@@ -59,11 +60,12 @@ def write_dataset(root, rng):
     pd.DataFrame(
         manifest, columns=["track_id", "split", "genre_top", "path", "n_frames", "sha1", "status", *LABELS]
     ).to_csv(root / "manifest.csv", index=False)
+    pd.DataFrame(status, columns=["track_id", "path", "n_frames", "sha1", "status", *LEVEL_COLUMNS]).to_csv(
+        root / "000.status.csv", index=False
+    )
     pd.DataFrame(
-        status, columns=["track_id", "path", "n_frames", "sha1", "status", *LEVEL_COLUMNS]
-    ).to_csv(root / "000.status.csv", index=False)
-    pd.DataFrame(
-        [(g, t, top, 20) for g, t, top in GENRES], columns=["genre_id", "title", "top_level", "n_training_tracks"]
+        [(g, t, top, 20) for g, t, top in GENRES],
+        columns=["genre_id", "title", "top_level", "n_training_tracks"],
     ).to_csv(root / "vocabulary.tsv", sep="\t", index=False)
     return root / "manifest.csv", [root / "000.status.csv"], root / "vocabulary.tsv"
 
@@ -79,7 +81,7 @@ def test_levels_separate_what_centred_frames_cannot(dataset):
     truth = pd.read_csv(manifest).set_index("track_id")
     aucs = {}
     for with_levels in (True, False):
-        result = run_baseline(manifest, status, vocabulary, with_levels=with_levels)
+        result = run_baseline(manifest, status, Vocabulary.read(vocabulary), with_levels=with_levels)
         assert result["test_ids"].tolist() == list(range(60, 80))
         y = truth.loc[result["test_ids"], LABELS].to_numpy()
         aucs[with_levels] = roc_auc_score(y[:, 0], result["test_scores"][:, 0])
@@ -91,7 +93,11 @@ def test_levels_separate_what_centred_frames_cannot(dataset):
 def test_c_is_chosen_on_validation_and_thresholds_tuned_there(dataset, tmp_path):
     manifest, status, vocabulary = dataset
     result = write_baseline(
-        manifest, status, vocabulary, tmp_path / "scores.csv", tmp_path / "summary.json",
+        manifest,
+        status,
+        vocabulary,
+        tmp_path / "scores.csv",
+        tmp_path / "summary.json",
         selection_metric="mAP",
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -108,4 +114,7 @@ def test_c_is_chosen_on_validation_and_thresholds_tuned_there(dataset, tmp_path)
     assert track_ids.tolist() == list(range(60, 80)) and scores.shape == (20, 3)
     assert ((scores >= 0) & (scores <= 1)).all()
     assert (scores[:, 2] == 0).all()  # no training positive: a constant 0
-    assert excluded == {80: "empty file", 81: f"missing feature file: {manifest.parent / 'features/missing.npy'}"}
+    assert excluded == {
+        80: "empty file",
+        81: f"missing feature file: {manifest.parent / 'features/missing.npy'}",
+    }

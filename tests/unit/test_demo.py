@@ -16,24 +16,90 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fma_genre.demo import SAMPLE_RATE, build_catalogue, main, split_artists, write_demo_archives
+from fma_genre.demo.archives import main, write_demo_archives
+from fma_genre.demo.catalogue import build_catalogue, split_artists
+from fma_genre.demo.instruments import SAMPLE_RATE
 
 TRACKS_PER_GENRE = 6
 CLIP_SECONDS = 3.0
-SMALL_GENRES = {21: "Hip-Hop", 10: "Pop", 17: "Folk", 38: "Experimental", 12: "Rock",
-                2: "International", 15: "Electronic", 1235: "Instrumental"}
+SMALL_GENRES = {
+    21: "Hip-Hop",
+    10: "Pop",
+    17: "Folk",
+    38: "Experimental",
+    12: "Rock",
+    2: "International",
+    15: "Electronic",
+    1235: "Instrumental",
+}
 # tracks.csv's columns in the real order, as listed in ../shared/fma-samples/README.md.
 REAL_COLUMNS = (
-    [("album", c) for c in ["comments", "date_created", "date_released", "engineer", "favorites", "id",
-                            "information", "listens", "producer", "tags", "title", "tracks", "type"]]
-    + [("artist", c) for c in ["active_year_begin", "active_year_end", "associated_labels", "bio", "comments",
-                               "date_created", "favorites", "id", "latitude", "location", "longitude",
-                               "members", "name", "related_projects", "tags", "website", "wikipedia_page"]]
+    [
+        ("album", c)
+        for c in [
+            "comments",
+            "date_created",
+            "date_released",
+            "engineer",
+            "favorites",
+            "id",
+            "information",
+            "listens",
+            "producer",
+            "tags",
+            "title",
+            "tracks",
+            "type",
+        ]
+    ]
+    + [
+        ("artist", c)
+        for c in [
+            "active_year_begin",
+            "active_year_end",
+            "associated_labels",
+            "bio",
+            "comments",
+            "date_created",
+            "favorites",
+            "id",
+            "latitude",
+            "location",
+            "longitude",
+            "members",
+            "name",
+            "related_projects",
+            "tags",
+            "website",
+            "wikipedia_page",
+        ]
+    ]
     + [("set", "split"), ("set", "subset")]
-    + [("track", c) for c in ["bit_rate", "comments", "composer", "date_created", "date_recorded", "duration",
-                              "favorites", "genre_top", "genres", "genres_all", "information", "interest",
-                              "language_code", "license", "listens", "lyricist", "number", "publisher",
-                              "tags", "title"]]
+    + [
+        ("track", c)
+        for c in [
+            "bit_rate",
+            "comments",
+            "composer",
+            "date_created",
+            "date_recorded",
+            "duration",
+            "favorites",
+            "genre_top",
+            "genres",
+            "genres_all",
+            "information",
+            "interest",
+            "language_code",
+            "license",
+            "listens",
+            "lyricist",
+            "number",
+            "publisher",
+            "tags",
+            "title",
+        ]
+    ]
 )
 
 
@@ -54,7 +120,9 @@ def read_tracks(archive_dir: Path) -> pd.DataFrame:
 
 def decode_clips(archive_dir: Path) -> dict[int, bytes]:
     with zipfile.ZipFile(archive_dir / "fma_small.zip") as archive:
-        return {int(Path(name).stem): archive.read(name) for name in archive.namelist() if name.endswith(".mp3")}
+        return {
+            int(Path(name).stem): archive.read(name) for name in archive.namelist() if name.endswith(".mp3")
+        }
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +140,13 @@ def real_genres(real_genres_csv) -> pd.DataFrame:
 def test_both_archives_are_bzip2_zips_laid_out_like_fma(demo_dir):
     tracks = read_tracks(demo_dir)
     small_ids = set(tracks.index[tracks[("set", "subset")] == "small"])
-    with zipfile.ZipFile(demo_dir / "fma_metadata.zip") as metadata, zipfile.ZipFile(demo_dir / "fma_small.zip") as audio:
-        assert sorted(metadata.namelist()) == [f"fma_metadata/{name}" for name in
-                                               ("README.txt", "checksums", "genres.csv", "tracks.csv")]
+    with (
+        zipfile.ZipFile(demo_dir / "fma_metadata.zip") as metadata,
+        zipfile.ZipFile(demo_dir / "fma_small.zip") as audio,
+    ):
+        assert sorted(metadata.namelist()) == [
+            f"fma_metadata/{name}" for name in ("README.txt", "checksums", "genres.csv", "tracks.csv")
+        ]
         audio_names = audio.namelist()
         infos = metadata.infolist() + audio.infolist()
     assert {info.compress_type for info in infos} == {zipfile.ZIP_BZIP2}
@@ -119,16 +191,22 @@ def test_tracks_csv_has_the_real_layout_and_subsets(demo_dir):
     assert (subset == "small").sum() == 8 * TRACKS_PER_GENRE
     assert set(subset[subset != "small"]) <= {"medium", "large"} and (subset != "small").sum() == 6
     small = tracks[subset == "small"]
-    assert small[("track", "genre_top")].value_counts().to_dict() == dict.fromkeys(SMALL_GENRES.values(), TRACKS_PER_GENRE)
-    assert small[("track", "duration")].dtype == np.int64 and small[("track", "duration")].between(30, 1000).all()
+    assert small[("track", "genre_top")].value_counts().to_dict() == dict.fromkeys(
+        SMALL_GENRES.values(), TRACKS_PER_GENRE
+    )
+    assert (
+        small[("track", "duration")].dtype == np.int64
+        and small[("track", "duration")].between(30, 1000).all()
+    )
     assert set(small[("track", "bit_rate")]) <= {128000, 192000, 256000, 320000}
 
 
 def test_genres_all_adds_every_ancestor(demo_dir, real_genres):
     tracks = read_tracks(demo_dir)
     parent = real_genres["parent"].to_dict()
-    for genres_text, genres_all_text, genre_top in zip(tracks[("track", "genres")], tracks[("track", "genres_all")],
-                                                       tracks[("track", "genre_top")]):
+    for genres_text, genres_all_text, genre_top in zip(
+        tracks[("track", "genres")], tracks[("track", "genres_all")], tracks[("track", "genre_top")]
+    ):
         genres = ast.literal_eval(genres_text)
         expected = set()
         for genre in genres:
@@ -142,7 +220,9 @@ def test_genres_all_adds_every_ancestor(demo_dir, real_genres):
         else:
             assert pd.isna(genre_top)
     small = tracks[tracks[("set", "subset")] == "small"]
-    assert {int(real_genres.at[ast.literal_eval(g)[0], "top_level"]) for g in small[("track", "genres")]} == set(SMALL_GENRES)
+    assert {
+        int(real_genres.at[ast.literal_eval(g)[0], "top_level"]) for g in small[("track", "genres")]
+    } == set(SMALL_GENRES)
     assert any(len(ast.literal_eval(g)) > 1 for g in small[("track", "genres")])  # some carry a sub-genre
     assert "[10, 17, 76, 103]" in set(tracks[("track", "genres_all")])  # the track-20-like one
 
@@ -154,7 +234,11 @@ def test_splits_are_artist_filtered_about_80_10_10():
     assert (splits_per_artist == 1).all()
     for genre in SMALL_GENRES.values():
         of_genre = small[small[("track", "genre_top")] == genre]
-        assert of_genre[("set", "split")].value_counts().to_dict() == {"training": 16, "validation": 4, "test": 4}
+        assert of_genre[("set", "split")].value_counts().to_dict() == {
+            "training": 16,
+            "validation": 4,
+            "test": 4,
+        }
         artists = of_genre[("artist", "id")].groupby(of_genre[("set", "split")]).nunique().to_dict()
         assert artists == {"training": 4, "validation": 1, "test": 1}
     assert split_artists(3) == ["training", "validation", "test"]
@@ -187,14 +271,28 @@ def test_three_clips_are_broken_like_fma_and_the_others_decode(demo_dir):
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path, capsys):
     first = write_demo_archives(tmp_path / "a", tracks_per_genre=3, seed=0, clip_seconds=2.5, workers=1)
-    main([str(tmp_path / "b"), "--tracks-per-genre", "3", "--seed", "0", "--clip-seconds", "2.5", "--workers", "2"])
+    main(
+        [
+            str(tmp_path / "b"),
+            "--tracks-per-genre",
+            "3",
+            "--seed",
+            "0",
+            "--clip-seconds",
+            "2.5",
+            "--workers",
+            "2",
+        ]
+    )
     other_seed = write_demo_archives(tmp_path / "c", tracks_per_genre=3, seed=1, clip_seconds=2.5)
     for name, digest in first.items():
         assert sha1((tmp_path / "a" / name).read_bytes()) == digest
         assert sha1((tmp_path / "b" / name).read_bytes()) == digest
         assert other_seed[name] != digest
-    assert (tmp_path / "a" / "SHA1SUMS").read_text() == f"{first['fma_metadata.zip']}  fma_metadata.zip\n" \
+    assert (
+        (tmp_path / "a" / "SHA1SUMS").read_text() == f"{first['fma_metadata.zip']}  fma_metadata.zip\n"
         f"{first['fma_small.zip']}  fma_small.zip\n"
+    )
     assert f"{first['fma_small.zip']}  {tmp_path / 'b' / 'fma_small.zip'}" in capsys.readouterr().out
 
 
@@ -205,7 +303,9 @@ def log_band_energy_stats(samples: np.ndarray) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     freqs = np.fft.rfftfreq(2048, 1 / SAMPLE_RATE)
     edges = np.geomspace(30, 10000, 41)
-    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    bands = np.stack(
+        [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1
+    )
     log_bands = np.log(bands + 1e-10)
     log_bands -= log_bands.mean()
     return np.concatenate([log_bands.mean(axis=0), log_bands.std(axis=0)])
@@ -228,7 +328,9 @@ def test_genres_are_learnable_from_a_trivial_spectral_feature(tmp_path):
     features, genres, splits = np.array(features), np.array(genres), np.array(splits)
     # Held out: the validation and test artists (two per genre), never seen in training.
     training, held_out = splits == "training", splits != "training"
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features[training], genres[training])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        features[training], genres[training]
+    )
     accuracy = model.score(features[held_out], genres[held_out])
     assert held_out.sum() == 64
     assert 0.8 <= accuracy < 1.0, accuracy  # learnable, yet genres overlap

@@ -2,6 +2,7 @@
 same training and scores as one process, resumable after SIGTERM, and a dead process fails the
 run instead of hanging it."""
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -12,16 +13,18 @@ import torch
 from safetensors.torch import load_file
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from fma_genre.distributed import launch, run_as_job
-from fma_genre.scoring_job import write_split_scores
-from fma_genre.pretrained import write_tiny_model
-from fma_genre.train import train
-from unit.test_train import SETTINGS, TIMING_COLUMNS, write_dataset
+from fma_genre.models.pretrained import write_tiny_model
+from fma_genre.runtime.processes import launch, run_as_job
+from fma_genre.scoring.job import write_split_scores
+from fma_genre.training.loop import train
+
+from training_defaults import training_settings
+from unit.test_train import SETTINGS, THREADS, TIMING_COLUMNS, write_dataset
 
 TESTS = Path(__file__).resolve().parents[1]
-# One micro-batch of 2 per process and step: the random masks are the same for 1 and 2 processes.
-DISTRIBUTED = SETTINGS | dict(micro_batch_size=2)
 EPOCHS = 3
+# One micro-batch of 2 per process and step: the random masks are the same for 1 and 2 processes.
+DISTRIBUTED = training_settings(epochs=EPOCHS, **SETTINGS, micro_batch_size=2)
 # Two processes add their gradients in another order than one process's accumulation.
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 
@@ -39,9 +42,15 @@ def dataset(tmp_path_factory):
 def training_arguments(dataset, out: Path) -> dict:
     manifest, vocabulary, tiny = dataset
     return dict(
-        manifest_csv=str(manifest), vocabulary_tsv=str(vocabulary), pretrained_dir=str(tiny),
-        model_out_dir=str(out / "model"), training_log_csv=str(out / "training_log.csv"),
-        state_dir=str(out / "state"), tensorboard_dir=str(out / "tensorboard"), epochs=EPOCHS, **DISTRIBUTED,
+        manifest_csv=str(manifest),
+        vocabulary_tsv=str(vocabulary),
+        pretrained_dir=str(tiny),
+        model_out_dir=str(out / "model"),
+        training_log_csv=str(out / "training_log.csv"),
+        state_dir=str(out / "state"),
+        tensorboard_dir=str(out / "tensorboard"),
+        settings=DISTRIBUTED,
+        threads=THREADS,
     )
 
 
@@ -53,7 +62,9 @@ def one_process(dataset, tmp_path_factory) -> Path:
 
 
 def assert_same_training(out: Path, reference: Path) -> None:
-    logs = [pd.read_csv(folder / "training_log.csv").drop(columns=TIMING_COLUMNS) for folder in (out, reference)]
+    logs = [
+        pd.read_csv(folder / "training_log.csv").drop(columns=TIMING_COLUMNS) for folder in (out, reference)
+    ]
     assert len(logs[0]) == EPOCHS
     pd.testing.assert_frame_equal(*logs, check_exact=False, **TOLERANCE)
     weights = [load_file(folder / "model" / "model.safetensors") for folder in (out, reference)]
@@ -78,12 +89,18 @@ def test_a_two_process_run_stopped_by_sigterm_in_one_process_resumes_like_one(
     arguments = training_arguments(dataset, tmp_path)
     # SIGTERM reaches process 1 only, in step 4 (epoch 2 of 3 steps each): both stop after it.
     with pytest.raises(ChildFailedError):
-        launch("unit.launched_training:train_with_fault", arguments | dict(fault="sigterm", rank=1, forward=4),
-               2, tmp_path / "first.log")
+        launch(
+            "unit.launched_training:train_with_fault",
+            arguments | dict(fault="sigterm", rank=1, forward=4),
+            2,
+            tmp_path / "first.log",
+        )
     first = (tmp_path / "first.log").read_text()
-    stopped = re.findall(r"WARNING rank (\d) fma_genre.training_run: SIGTERM: stopped at step 4 \(epoch 2\)", first)
+    stopped = re.findall(
+        r"WARNING rank (\d) fma_genre.training.run_state: SIGTERM: stopped at step 4 \(epoch 2\)", first
+    )
     assert sorted(stopped) == ["0", "1"], first[-3000:]
-    launch("fma_genre.train:train", arguments, 2, tmp_path / "resumed.log")
+    launch("fma_genre.training.loop:train", arguments, 2, tmp_path / "resumed.log")
     assert "resuming: 1 epochs and 1 batches of the next done" in (tmp_path / "resumed.log").read_text()
     assert_same_training(tmp_path, one_process)
 
@@ -92,25 +109,41 @@ def test_a_process_that_dies_fails_the_run_instead_of_hanging_it(dataset, tmp_pa
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     started = time.monotonic()
     with pytest.raises(ChildFailedError) as failure:
-        launch("unit.launched_training:train_with_fault",
-               training_arguments(dataset, tmp_path) | dict(fault="exit", rank=1, forward=2), 2,
-               tmp_path / "train.log")
+        launch(
+            "unit.launched_training:train_with_fault",
+            training_arguments(dataset, tmp_path) | dict(fault="exit", rank=1, forward=2),
+            2,
+            tmp_path / "train.log",
+        )
     assert time.monotonic() - started < 120
     assert "exitcode" in str(failure.value) and not (tmp_path / "model").exists()
 
 
 def test_micro_batches_must_divide_the_batch(dataset, tmp_path):
     with pytest.raises(ValueError, match=r"micro_batch_size must divide batch_size \(4\), got 3"):
-        train(**training_arguments(dataset, tmp_path) | dict(micro_batch_size=3))
+        train(
+            **training_arguments(dataset, tmp_path)
+            | dict(settings=dataclasses.replace(DISTRIBUTED, micro_batch_size=3))
+        )
 
 
 def test_two_processes_score_a_split_like_one(dataset, one_process, tmp_path):
     manifest, vocabulary, _ = dataset
-    arguments = dict(model_dir=str(one_process / "model"), manifest_csv=str(manifest), split="validation",
-                     vocabulary_tsv=str(vocabulary), batch_size=2, threads=1)
+    arguments = dict(
+        model_dir=str(one_process / "model"),
+        manifest_csv=str(manifest),
+        split="validation",
+        vocabulary_tsv=str(vocabulary),
+        batch_size=2,
+        threads=1,
+    )
     write_split_scores(**arguments, scores_csv=str(tmp_path / "one.csv"))
-    launch("fma_genre.scoring_job:write_split_scores", arguments | dict(scores_csv=str(tmp_path / "two.csv")), 2,
-           tmp_path / "score.log")
+    launch(
+        "fma_genre.scoring.job:write_split_scores",
+        arguments | dict(scores_csv=str(tmp_path / "two.csv")),
+        2,
+        tmp_path / "score.log",
+    )
     one, two = (pd.read_csv(tmp_path / name) for name in ("one.csv", "two.csv"))
     assert len(one) == 6  # every validation track, in track order
     pd.testing.assert_frame_equal(two, one, check_exact=False, rtol=1e-6)

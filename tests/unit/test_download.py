@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fma_genre.download import (
+from fma_genre.data.download import (
     OFFICIAL_SHA1,
     ChecksumMismatch,
     DownloadError,
@@ -20,7 +20,9 @@ from fma_genre.download import (
     sha1_of,
 )
 
-REAL_METADATA_CHECKSUMS = Path(__file__).resolve().parents[3] / "shared" / "fma-samples" / "fma_metadata" / "checksums"
+REAL_METADATA_CHECKSUMS = (
+    Path(__file__).resolve().parents[3] / "shared" / "fma-samples" / "fma_metadata" / "checksums"
+)
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)  # spans several read chunks
 PAYLOAD_SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
 WRONG_SHA1 = "0" * 40
@@ -125,7 +127,9 @@ def test_server_without_range_support_restarts_from_zero(server, tmp_path):
 def test_retries_without_progress_give_up(server, tmp_path):
     server.cut_after = [0, 0, 0, 0]
     dest = tmp_path / "fma_small.zip"
-    with pytest.raises(DownloadError, match=r"giving up on http://127\.0\.0\.1:\d+/fma/fma_small\.zip after 3"):
+    with pytest.raises(
+        DownloadError, match=r"giving up on http://127\.0\.0\.1:\d+/fma/fma_small\.zip after 3"
+    ):
         fetch_archive(server.base_url, "fma_small.zip", dest, PAYLOAD_SHA1, retries=2, backoff=0)
     assert len(server.requests) == 3
     assert not dest.exists()
@@ -143,7 +147,9 @@ def test_http_checksum_mismatch_deletes_everything(server, tmp_path):
 
 
 def test_http_404_names_the_url(server, tmp_path):
-    with pytest.raises(DownloadError, match=r"not found at http://127\.0\.0\.1:\d+/fma/fma_large\.zip \(HTTP 404\)"):
+    with pytest.raises(
+        DownloadError, match=r"not found at http://127\.0\.0\.1:\d+/fma/fma_large\.zip \(HTTP 404\)"
+    ):
         fetch_archive(server.base_url, "fma_large.zip", tmp_path / "fma_large.zip", WRONG_SHA1, backoff=0)
     assert list(tmp_path.iterdir()) == []
 
@@ -163,7 +169,9 @@ def test_local_folder_mismatch_deletes_everything(tmp_path):
     mirror.mkdir()
     (mirror / "fma_small.zip").write_bytes(PAYLOAD)
     dest = tmp_path / "raw" / "fma_small.zip"
-    with pytest.raises(ChecksumMismatch, match=f"expected {WRONG_SHA1}, found {PAYLOAD_SHA1} \\(source {mirror}"):
+    with pytest.raises(
+        ChecksumMismatch, match=f"expected {WRONG_SHA1}, found {PAYLOAD_SHA1} \\(source {mirror}"
+    ):
         fetch_archive(str(mirror), "fma_small.zip", dest, WRONG_SHA1)
     assert list(dest.parent.iterdir()) == []
 

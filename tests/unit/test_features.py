@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from test_audio import write_sine_mp3
 
-from fma_genre.audio import decode_mono_16k
-from fma_genre.features import LEVEL_COLUMNS, extract_shard
-from fma_genre.logmel import centre_for_float16, kaldi_log_mel
+from fma_genre.features.audio import decode_mono_16k
+from fma_genre.features.logmel import centre_for_float16, kaldi_log_mel
+from fma_genre.features.shard import LEVEL_COLUMNS, extract_shard
 
 
 def write_csv(path, header, rows) -> None:
@@ -51,7 +51,7 @@ def shard_workdir(tmp_path, monkeypatch, real_clip):
 
 
 def test_shard_saves_good_clips_and_records_why_others_were_skipped(shard_workdir, real_clip, caplog):
-    with caplog.at_level(logging.INFO, logger="fma_genre.features"):
+    with caplog.at_level(logging.INFO, logger="fma_genre.features.shard"):
         extract_shard("subset.csv", "000", "features", "status/000.csv", min_clip_seconds=5.0, threads=2)
 
     waveform = decode_mono_16k(real_clip)
@@ -63,11 +63,18 @@ def test_shard_saves_good_clips_and_records_why_others_were_skipped(shard_workdi
     good, empty, noise, short, missing = status
     npy_bytes = (shard_workdir / "features" / "000002.npy").read_bytes()
     assert {k: good[k] for k in ("track_id", "path", "n_frames", "sha1", "status")} == {
-        "track_id": "2", "path": "features/000002.npy", "n_frames": str(n_frames),
-        "sha1": hashlib.sha1(npy_bytes).hexdigest(), "status": "ok",
+        "track_id": "2",
+        "path": "features/000002.npy",
+        "n_frames": str(n_frames),
+        "sha1": hashlib.sha1(npy_bytes).hexdigest(),
+        "status": "ok",
     }
     assert {k: empty[k] for k in ("track_id", "path", "n_frames", "sha1", "status")} == {
-        "track_id": "5", "path": "", "n_frames": "", "sha1": "", "status": "empty file"
+        "track_id": "5",
+        "path": "",
+        "n_frames": "",
+        "sha1": "",
+        "status": "empty file",
     }
     assert all(empty[c] == "" for c in LEVEL_COLUMNS)
     assert noise["status"].startswith("undecodable: ")

@@ -3,8 +3,10 @@
 import pandas as pd
 import pytest
 
-from fma_genre.labels import read_vocabulary, top_genre_ids, write_multihot
-from fma_genre.metadata import MetadataError, read_genres, write_subset_csv
+from fma_genre.data.labels import write_multihot
+from fma_genre.data.metadata import MetadataError, read_genres, write_subset_csv
+from fma_genre.data.vocabulary import Vocabulary, top_genre_ids
+
 from real_format import write_tracks_csv
 
 # 3 Hip-Hop, 2 Folk (one also Singer-Songwriter 103), 1 Rock/Punk, 1 Pop/Experimental Pop
@@ -34,12 +36,15 @@ def test_vocabulary_keeps_frequent_genres_and_all_top_genres(tmp_path, subset_cs
     vocabulary = write_multihot(subset_csv, real_genres_csv, 2, multihot, vocab)
     # Top genres (with a genre_top in the subset) first, by id, then the others by id.
     assert [(g.genre_id, g.title, g.top_level) for g in vocabulary] == [
-        (12, "Rock", True), (17, "Folk", True), (21, "Hip-Hop", True), (103, "Singer-Songwriter", False),
+        (12, "Rock", True),
+        (17, "Folk", True),
+        (21, "Hip-Hop", True),
+        (103, "Singer-Songwriter", False),
     ]
     # Rock has 1 training track (< 2) but is a top genre; Pop (10) and Experimental Pop (76)
     # have 1 (track 20) and are no top genre here: dropped; Singer-Songwriter has 2: kept.
     assert {g.genre_id: g.n_training_tracks for g in vocabulary} == {12: 1, 17: 3, 21: 3, 103: 2}
-    assert read_vocabulary(vocab) == vocabulary
+    assert Vocabulary.read(vocab) == vocabulary
     table = pd.read_csv(multihot).set_index("track_id")
     assert list(table.columns) == ["split", "genre_top", "label_12", "label_17", "label_21", "label_103"]
     assert table.loc[20, ["label_12", "label_17", "label_21", "label_103"]].tolist() == [0, 1, 0, 1]

@@ -5,8 +5,8 @@ import pytest
 from transformers import SeamlessM4TFeatureExtractor
 from transformers.audio_utils import mel_filter_bank, window_function
 
-from fma_genre.audio import decode_mono_16k
-from fma_genre.logmel import (
+from fma_genre.features.audio import decode_mono_16k
+from fma_genre.features.logmel import (
     MEL_FLOOR,
     centre_for_float16,
     kaldi_log_mel,

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from fma_genre.metadata import MetadataError, read_genres, read_tracks, write_subset_csv
+from fma_genre.data.metadata import MetadataError, read_genres, read_tracks, write_subset_csv
+
 from real_format import TRACKS_COLUMNS, write_tracks_csv
 
 
@@ -40,7 +41,9 @@ def test_subsets_nest(tmp_path):
 def test_missing_column_stops_naming_file_and_column(tmp_path):
     tracks = write_tracks_csv(tmp_path / "tracks.csv", drop=[("track", "genres_all")])
     out = tmp_path / "s.csv"
-    with pytest.raises(MetadataError, match=r"tracks\.csv: missing column\(s\) \('track', 'genres_all'\).*found 51 columns"):
+    with pytest.raises(
+        MetadataError, match=r"tracks\.csv: missing column\(s\) \('track', 'genres_all'\).*found 51 columns"
+    ):
         write_subset_csv(tracks, "small", "a", out)
     assert not out.exists()
 

@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fma_genre.evaluate import build_metrics_document, write_metrics_json, write_predictions_csv
-from fma_genre.metrics import classification_metrics, tune_thresholds
+from fma_genre.evaluation.evaluate import build_metrics_document, write_metrics_json, write_predictions_csv
+from fma_genre.evaluation.metrics import classification_metrics, tune_thresholds
+
+from vocabularies import vocabulary_of
 
 TITLES = ["Rock", "Electronic", "Punk", "Folk"]
 TOP_LEVEL = np.array([True, True, False, True])
+VOCABULARY = vocabulary_of(TITLES, TOP_LEVEL)
 # Folk has no positive test track; the last track has no genre_top and no label.
 Y_TRUE = np.array(
     [
@@ -36,7 +39,7 @@ GENRE_TOP = ["Rock", "Rock", "Electronic", "Electronic", ""]
 
 @pytest.fixture(scope="module")
 def metrics():
-    return classification_metrics(Y_TRUE, SCORES, TITLES, TOP_LEVEL, GENRE_TOP)
+    return classification_metrics(Y_TRUE, SCORES, VOCABULARY, GENRE_TOP)
 
 
 def test_top_genre_metrics_by_hand(metrics):
@@ -74,7 +77,7 @@ def test_per_genre_by_hand(metrics):
 
 @pytest.mark.filterwarnings("error")
 def test_no_positive_and_no_genre_top_anywhere_gives_nan_without_warnings():
-    empty = classification_metrics(np.zeros((3, 4), int), SCORES[:3], TITLES, TOP_LEVEL, ["", "", ""])
+    empty = classification_metrics(np.zeros((3, 4), int), SCORES[:3], VOCABULARY, ["", "", ""])
     assert empty["n_labels_without_positives"] == 4
     assert np.isnan(empty["mAP"]) and np.isnan(empty["roc_auc_macro"]) and np.isnan(empty["macro_f1"])
     assert empty["n_tracks_top_genre"] == 0
@@ -89,7 +92,7 @@ def test_tuned_thresholds_maximise_f1_per_label_by_hand():
     # Punk: its positive 0.6 is below a negative's 0.7: ">= 0.6" (F1 2/3) beats ">= 0.7" (0) and
     # any lower threshold (more false positives). Folk has no positive: the default 0.5 stays.
     np.testing.assert_allclose(thresholds, [0.4, 0.6, 0.6, 0.5])
-    tuned = classification_metrics(Y_TRUE, SCORES, TITLES, TOP_LEVEL, GENRE_TOP, thresholds)
+    tuned = classification_metrics(Y_TRUE, SCORES, VOCABULARY, GENRE_TOP, thresholds)
     assert tuned["macro_f1_tuned"] == pytest.approx((0.8 + 1 + 2 / 3) / 3)
     # Micro at the tuned thresholds: TP 5, FP 2 (Rock 0.7, Punk 0.7), FN 0.
     assert tuned["micro_f1_tuned"] == pytest.approx(10 / 12)
@@ -99,7 +102,7 @@ def test_tuned_thresholds_maximise_f1_per_label_by_hand():
 
 
 def test_metrics_document_layout_and_json(tmp_path, metrics):
-    empty = classification_metrics(np.zeros((3, 4), int), SCORES[:3], TITLES, TOP_LEVEL, ["", "", ""])
+    empty = classification_metrics(np.zeros((3, 4), int), SCORES[:3], VOCABULARY, ["", "", ""])
     doc = build_metrics_document(
         metrics,
         empty,
@@ -142,9 +145,7 @@ def test_metrics_document_layout_and_json(tmp_path, metrics):
 
 
 def test_predictions_csv(tmp_path):
-    write_predictions_csv(
-        tmp_path / "predictions.csv", [10, 20, 30, 40, 50], SCORES, TITLES, TOP_LEVEL, GENRE_TOP
-    )
+    write_predictions_csv(tmp_path / "predictions.csv", [10, 20, 30, 40, 50], SCORES, VOCABULARY, GENRE_TOP)
     table = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
     assert list(table.columns) == ["track_id", "genre_top", "predicted_genre_top", "predicted_score", *TITLES]
     assert table["track_id"].tolist() == [10, 20, 30, 40, 50]

@@ -4,8 +4,8 @@ fetching one pinned commit from the hub."""
 import hashlib
 import json
 import shutil
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,14 +13,14 @@ from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import Wav2Vec2BertForSequenceClassification
 
-from fma_genre import logmel
-from fma_genre import pretrained as pretrained_module
-from fma_genre.model import (
+from fma_genre.features import logmel
+from fma_genre.models import pretrained as pretrained_module
+from fma_genre.models.classifier import (
     FastRelativeKeySelfAttention,
     load_classifier,
     use_fast_relative_key_attention,
 )
-from fma_genre.pretrained import read_source, write_tiny_model
+from fma_genre.models.pretrained import read_source, write_tiny_model
 
 LABELS = ["Rock", "Electronic", "Hip-Hop", "Punk"]
 
@@ -78,12 +78,15 @@ def test_tiny_model_is_deterministic_and_has_w2v_bert_layout(tmp_path, tiny_mode
 
 
 def test_extractor_settings_are_those_the_log_mel_code_reproduces():
-    assert pretrained_module.FEATURE_EXTRACTOR_SETTINGS == dict(
-        feature_size=logmel.NUM_MEL_BINS,
-        num_mel_bins=logmel.NUM_MEL_BINS,
-        sampling_rate=logmel.SAMPLING_RATE,
-        padding_value=logmel.PADDING_VALUE,
-        stride=logmel.STACK_STRIDE,
+    assert (
+        dict(
+            feature_size=logmel.NUM_MEL_BINS,
+            num_mel_bins=logmel.NUM_MEL_BINS,
+            sampling_rate=logmel.SAMPLING_RATE,
+            padding_value=logmel.PADDING_VALUE,
+            stride=logmel.STACK_STRIDE,
+        )
+        == pretrained_module.FEATURE_EXTRACTOR_SETTINGS
     )
 
 

@@ -3,7 +3,7 @@
 import matplotlib.image
 import pandas as pd
 
-from fma_genre.plots import plot_confusion_matrix, plot_training_curves
+from fma_genre.evaluation.plots import plot_confusion_matrix, plot_training_curves
 
 
 def test_confusion_matrix_png_grows_with_the_genres(tmp_path):

@@ -12,11 +12,11 @@ from transformers import (
     Wav2Vec2BertForSequenceClassification,
 )
 
-from fma_genre.audio import decode_mono_16k
-from fma_genre.inference import score_audio_files, track_probabilities, window_logits
-from fma_genre.logmel import kaldi_log_mel
-from fma_genre.model import load_classifier
-from fma_genre.predict import main
+from fma_genre.features.audio import decode_mono_16k
+from fma_genre.features.logmel import kaldi_log_mel
+from fma_genre.models.classifier import load_classifier
+from fma_genre.scoring.predict import main
+from fma_genre.scoring.windows import score_audio_files, track_probabilities, window_logits
 
 GENRES = {0: "Rock", 1: "Electronic", 2: "Folk"}
 THRESHOLDS = {"Rock": 0.0, "Electronic": 1.0, "Folk": 1.0}  # Rock always, the others never

@@ -34,7 +34,9 @@ def test_every_schema_key_has_type_default_description_and_a_config_readme_row()
     documented = {
         key: [kind, "null"] if nullable else kind
         for key, kind, nullable in re.findall(
-            r"^\| `([\w.]+)` \| (string|integer|number|boolean|array|object)( or null)? \|", readme, flags=re.M
+            r"^\| `([\w.]+)` \| (string|integer|number|boolean|array|object)( or null)? \|",
+            readme,
+            flags=re.M,
         )
     }
     keys = dict(_schema_keys(schema["properties"]))
@@ -54,7 +56,9 @@ def test_config_files_are_valid_against_the_schema():
 
 def test_evaluation_comparison_and_plot_jobs_do_not_import_torch_or_transformers():
     # Importing transformers costs a job ~5 s of CPU; the demo runs nine such jobs.
-    code = "import sys, fma_genre.evaluate, fma_genre.comparison, fma_genre.plots; " \
-           "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys, fma_genre.evaluation.evaluate, fma_genre.evaluation.comparison, fma_genre.evaluation.plots; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

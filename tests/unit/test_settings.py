@@ -1,20 +1,22 @@
-"""Experiments: `training` with each experiment's overrides, checked before any job."""
+"""Training settings: one field per schema key, the resume key; experiments: `training` with
+each experiment's overrides, checked before any job."""
+
+import dataclasses
 
 import pytest
-import yaml
 
-from fma_genre.settings import ExperimentConfigError, experiment_settings
-from paths import PROJECT_ROOT
+from fma_genre.training.settings import ExperimentConfigError, TrainingSettings, experiment_settings
 
-TRAINING_SCHEMA = yaml.safe_load((PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text())[
-    "properties"
-]["training"]
+from training_defaults import TRAINING_SCHEMA, training_settings
+
 TRAINING = {"mode": "finetune", "epochs": 20, "lr_head": 1e-3}
 
 
 def test_no_experiments_is_one_named_default_with_training_as_it_is():
     assert experiment_settings({"training": TRAINING}, TRAINING_SCHEMA) == {"default": TRAINING}
-    assert experiment_settings({"training": TRAINING, "experiments": {}}, TRAINING_SCHEMA) == {"default": TRAINING}
+    assert experiment_settings({"training": TRAINING, "experiments": {}}, TRAINING_SCHEMA) == {
+        "default": TRAINING
+    }
 
 
 def test_each_experiment_is_training_with_its_overrides_in_config_order():
@@ -39,3 +41,29 @@ def test_a_wrong_override_names_the_experiment_the_key_and_what_was_expected(ove
     with pytest.raises(ExperimentConfigError) as error:
         experiment_settings(config, TRAINING_SCHEMA)
     assert str(error.value).startswith(message)
+
+
+def test_training_settings_have_one_field_per_schema_key_and_the_seed():
+    fields = {field.name for field in dataclasses.fields(TrainingSettings)}
+    assert fields == set(TRAINING_SCHEMA["properties"]) | {"seed"}
+    settings = training_settings(seed=3, epochs=7)
+    assert settings.epochs == 7 and settings.seed == 3
+    # every other value is the schema's default, its one spelling
+    assert {k: v for k, v in settings.as_dict().items() if k not in ("epochs", "seed")} == {
+        k: spec["default"] for k, spec in TRAINING_SCHEMA["properties"].items() if k != "epochs"
+    }
+    with pytest.raises(ExperimentConfigError, match=r"missing \['mode'\], unknown \['lr_hed'\]"):
+        TrainingSettings.from_config(
+            {k: v for k, v in settings.as_dict().items() if k not in ("seed", "mode")} | {"lr_hed": 1}, 0
+        )
+
+
+def test_the_resume_key_holds_what_changes_the_result_only():
+    settings = training_settings(micro_batch_size=None, batch_size=16).for_processes(2)
+    assert settings.micro_batch_size == 8  # resolved: it draws the random masks
+    key = settings.result_key()
+    assert {"epochs", "seed", "micro_batch_size", "lr_head", "mode"} <= set(key)
+    assert not {"patience", "checkpoint_minutes", "gradient_checkpointing", "compile", "lora_rank"} & set(key)
+    assert "lora_rank" in dataclasses.replace(settings, mode="lora").result_key()
+    with pytest.raises(ValueError, match=r"micro_batch_size must divide batch_size \(16\), got 5"):
+        training_settings(batch_size=16).for_processes(3)

@@ -20,20 +20,23 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, pipeline
 
-from fma_genre import checkpoint
-from fma_genre import train as train_module
-from fma_genre import validation as validation_module
-from fma_genre.audio import decode_mono_16k
-from fma_genre.distributed import Processes
-from fma_genre.inference import score_split, window_logits
-from fma_genre.loader import LogMelWindows, collate, window_loader
-from fma_genre.metrics import tune_thresholds
-from fma_genre.model import load_classifier
-from fma_genre.pretrained import write_tiny_model
-from fma_genre.probe import cache_split, head_logits
-from fma_genre.tracks import evaluation_windows, random_crops, read_split
-from fma_genre.train import TrainingInterrupted, train
-from fma_genre.training_run import Progress
+from fma_genre.evaluation.metrics import tune_thresholds
+from fma_genre.features.audio import decode_mono_16k
+from fma_genre.features.crops import evaluation_windows, random_crops
+from fma_genre.features.loader import LogMelWindows, collate, window_loader
+from fma_genre.features.splits import read_split
+from fma_genre.models.classifier import load_classifier
+from fma_genre.models.pretrained import write_tiny_model
+from fma_genre.runtime.processes import Processes
+from fma_genre.scoring.windows import score_split, window_logits
+from fma_genre.training import loop as train_module
+from fma_genre.training import resume
+from fma_genre.training import validation as validation_module
+from fma_genre.training.loop import TrainingInterrupted, train
+from fma_genre.training.probe import cache_split, head_logits
+from fma_genre.training.run_state import Progress
+
+from training_defaults import training_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # (genre_id, title, top_level): three top genres and a sub-genre of Rock.
@@ -41,15 +44,9 @@ GENRES = [(12, "Rock", 1), (15, "Electronic", 1), (21, "Hip-Hop", 1), (25, "Punk
 TITLES = [title for _, title, _ in GENRES]
 N_FRAMES = 300  # 3 s clips
 SETTINGS = dict(
-    batch_size=4,
-    crop_seconds=1.0,
-    lr_backbone=3e-3,
-    lr_head=3e-3,
-    warmup_fraction=0.2,
-    seed=0,
-    eval_batch_size=8,
-    threads=1,  # tiny tensors: a second OpenMP thread only adds synchronisation
+    batch_size=4, crop_seconds=1.0, lr_backbone=3e-3, lr_head=3e-3, warmup_fraction=0.2, eval_batch_size=8
 )
+THREADS = 1  # tiny tensors: a second OpenMP thread only adds synchronisation
 TIMING_COLUMNS = ["epoch_seconds", "train_clips_per_second"]
 
 
@@ -95,7 +92,7 @@ def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
     return manifest, vocabulary, root / "tiny"
 
 
-def run_training(dataset, out: Path, epochs: int, manifest=None, **overrides) -> dict:
+def run_training(dataset, out: Path, epochs: int, manifest=None, run_name="training", **overrides) -> dict:
     default_manifest, vocabulary, tiny = dataset
     return train(
         manifest or default_manifest,
@@ -105,8 +102,9 @@ def run_training(dataset, out: Path, epochs: int, manifest=None, **overrides) ->
         out / "training_log.csv",
         out / "state",
         out / "tensorboard",
-        epochs=epochs,
-        **(SETTINGS | overrides),
+        training_settings(epochs=epochs, **(SETTINGS | overrides)),
+        run_name=run_name,
+        threads=THREADS,
     )
 
 
@@ -295,7 +293,9 @@ def test_tensorboard_gets_every_step_and_epoch(trained):
     scalars = tensorboard_scalars(out / "tensorboard")
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, 10))
     assert [step for step, _ in scalars["learning_rate/head"]] == list(range(1, 10))
-    assert [value for _, value in scalars["epoch/val_mAP"]] == pytest.approx(log["val_mAP"].tolist(), abs=1e-5)
+    assert [value for _, value in scalars["epoch/val_mAP"]] == pytest.approx(
+        log["val_mAP"].tolist(), abs=1e-5
+    )
     assert [step for step, _ in scalars["epoch/train_loss"]] == log["step"].tolist()
 
 
@@ -305,7 +305,9 @@ def test_a_resumed_run_logs_each_step_once_to_tensorboard(dataset, trained, tmp_
         run_training(dataset, tmp_path, epochs=3)
     monkeypatch.undo()
     run_training(dataset, tmp_path, epochs=3)
-    assert [step for step, _ in tensorboard_scalars(tmp_path / "tensorboard")["train/loss"]] == list(range(1, 10))
+    assert [step for step, _ in tensorboard_scalars(tmp_path / "tensorboard")["train/loss"]] == list(
+        range(1, 10)
+    )
 
 
 def test_mlflow_gets_the_settings_and_every_step_when_a_tracking_uri_is_set(dataset, tmp_path, monkeypatch):
@@ -314,7 +316,9 @@ def test_mlflow_gets_the_settings_and_every_step_when_a_tracking_uri_is_set(data
     store = (tmp_path / "mlruns").as_uri()  # a local file store, as a user's server would be
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "fma-genre-test")
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database; a folder is enough here
+    monkeypatch.setenv(
+        "MLFLOW_ALLOW_FILE_STORE", "true"
+    )  # MLflow 3 wants a database; a folder is enough here
     run_training(dataset, tmp_path, epochs=2, run_name="finetune/seed0")
     client = MlflowClient(tracking_uri=store)
     [run] = client.search_runs([client.get_experiment_by_name("fma-genre-test").experiment_id])
@@ -342,12 +346,17 @@ def test_probe_and_lora_save_a_plain_model_that_scores_as_it_was_validated(datas
     log = pd.read_csv(tmp_path / "training_log.csv")
     assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
 
-    saved, pretrained = load_file(tmp_path / "model" / "model.safetensors"), load_file(tiny / "model.safetensors")
+    saved, pretrained = (
+        load_file(tmp_path / "model" / "model.safetensors"),
+        load_file(tiny / "model.safetensors"),
+    )
     assert not any("lora" in name for name in saved)  # loadable without peft
     attention = [n for n in pretrained if n.endswith("self_attn.linear_q.weight")]
     feed_forward = [n for n in pretrained if "ffn1.intermediate_dense.weight" in n]
     assert attention and feed_forward
-    changed = {n: not torch.equal(saved[f"wav2vec2_bert.{n}"], pretrained[n]) for n in attention + feed_forward}
+    changed = {
+        n: not torch.equal(saved[f"wav2vec2_bert.{n}"], pretrained[n]) for n in attention + feed_forward
+    }
     # probe: the backbone is the pretrained one; lora: only the adapted projections moved.
     assert all(changed[n] == (mode == "lora") for n in attention)
     assert not any(changed[n] for n in feed_forward)
@@ -362,7 +371,7 @@ def test_probe_and_lora_states_hold_only_the_trained_weights_and_resume(dataset,
         patch.setattr(train_module, "save_model", killed)
         with pytest.raises(RuntimeError, match="killed"):
             run_training(dataset, tmp_path, epochs=2, mode=mode)
-    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    state = torch.load(tmp_path / "state" / resume.STATE_FILE, weights_only=True)
     trained = {name.removeprefix("base_model.model.").split(".")[0] for name in state["model"]}
     head = {"layer_weights", "projector", "classifier"}
     assert trained == (head if mode == "probe" else head | {"wav2vec2_bert"})
@@ -392,7 +401,9 @@ def test_gradient_checkpointing_trains_the_same_model(dataset, trained, tmp_path
     RNG state for it) changes the memory, not the training."""
     run_training(dataset, tmp_path, epochs=3, gradient_checkpointing=True)
     log = pd.read_csv(tmp_path / "training_log.csv")
-    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5)
+    pd.testing.assert_frame_equal(
+        without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5
+    )
 
 
 def test_compiled_training_trains_the_same_model(dataset, trained, tmp_path, monkeypatch):
@@ -414,18 +425,27 @@ def test_compiled_training_trains_the_same_model(dataset, trained, tmp_path, mon
     assert len(compiled) == 1 and compiled[0].__class__.__name__ == "Wav2Vec2BertForSequenceClassification"
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # the forward passes ran as graphs
     log = pd.read_csv(tmp_path / "training_log.csv")
-    pd.testing.assert_frame_equal(without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5)
+    pd.testing.assert_frame_equal(
+        without_timing(log), without_timing(trained[2]), check_exact=False, rtol=1e-5
+    )
 
 
 def test_epochs_of_the_warm_up_do_not_count_towards_the_patience(tmp_path):
-    run = SimpleNamespace(progress=Progress(), learning_rate=lambda part: 0.0, state_dir=tmp_path,
-                          processes=Processes(),
-                          model=torch.nn.Linear(2, 2), key={}, best_validation_scores=None)
+    run = SimpleNamespace(
+        progress=Progress(),
+        learning_rate=lambda part: 0.0,
+        state_dir=tmp_path,
+        processes=Processes(),
+        settings=training_settings(epochs=4, warmup_fraction=0.5),
+        model=torch.nn.Linear(2, 2),
+        key={},
+        best_validation_scores=None,
+    )
     scores = np.zeros((1, 1))
-    for epoch, (mAP, in_warmup) in enumerate([(0.9, True), (0.5, True), (0.6, False), (0.7, False)], start=1):
+    for epoch, mAP in enumerate([0.9, 0.5, 0.6, 0.7], start=1):  # epochs 1 and 2 warm up
         run.progress.epoch_clips, run.progress.epoch_train_seconds = 1, 1.0
         metrics = {"mAP": mAP, "top_genre_accuracy": 0.0, "macro_f1": 0.0}
-        validation_module.end_epoch(run, epoch, 1.0, metrics, scores, "mAP", 0.0, in_warmup=in_warmup)
+        validation_module.end_epoch(run, epoch, 1.0, metrics, scores, 0.0)
     # A lucky warm-up epoch stays the best, but only the two epochs after the warm-up count.
     assert run.progress.best_epoch == 1 and run.progress.epochs_without_improvement == 2
 
@@ -437,36 +457,44 @@ def test_resume_state_is_model_optimiser_and_little_else(dataset, tmp_path, monk
     monkeypatch.setattr(train_module, "save_model", killed)
     with pytest.raises(RuntimeError, match="killed"):
         run_training(dataset, tmp_path, epochs=1)
-    state_path = tmp_path / "state" / checkpoint.STATE_FILE
+    state_path = tmp_path / "state" / resume.STATE_FILE
     state = torch.load(state_path, weights_only=True)
-    assert set(state) == {"key", "model", "optimizer", "scheduler", "rng", "progress", "best_validation_scores"}
+    assert set(state) == {
+        "key",
+        "model",
+        "optimizer",
+        "scheduler",
+        "rng",
+        "progress",
+        "best_validation_scores",
+    }
     model_bytes = sum(t.numel() * t.element_size() for t in state["model"].values())
     adam_bytes = sum(
         t.numel() * t.element_size() for s in state["optimizer"]["state"].values() for t in s.values()
     )
     assert state_path.stat().st_size <= 1.05 * (model_bytes + adam_bytes) + 200_000  # + pickle framing
-    best = load_file(checkpoint.best_path(tmp_path / "state", 1))
+    best = load_file(resume.best_path(tmp_path / "state", 1))
     assert best.keys() == state["model"].keys()
-    assert [p.name for p in (tmp_path / "state").glob(checkpoint.BEST_GLOB)] == ["best-epoch0001.safetensors"]
+    assert [p.name for p in (tmp_path / "state").glob(resume.BEST_GLOB)] == ["best-epoch0001.safetensors"]
 
 
 def test_a_crash_between_the_best_weights_and_the_state_keeps_the_states_best_loadable(dataset, tmp_path):
     """Epoch 2's weights are written as the new best, then the run dies before the state that
     names epoch 2: the state still names epoch 1, whose weights must still be there."""
     manifest, vocabulary, tiny = dataset
-    state_dir = checkpoint.prepare(tmp_path / "state")
+    state_dir = resume.prepare(tmp_path / "state")
     key = {"run": "test"}
     models = [load_classifier(tiny, TITLES) for _ in range(2)]
     torch.nn.init.zeros_(models[1].classifier.weight)
-    checkpoint.save_best(state_dir, models[0], key, 1)
-    checkpoint.keep_only_best(state_dir, 1)  # the state naming epoch 1 is written
-    checkpoint.save_best(state_dir, models[1], key, 2)  # ... and then the crash
-    restored = checkpoint.load_best(state_dir, key, 1)
+    resume.save_best(state_dir, models[0], key, 1)
+    resume.keep_only_best(state_dir, 1)  # the state naming epoch 1 is written
+    resume.save_best(state_dir, models[1], key, 2)  # ... and then the crash
+    restored = resume.load_best(state_dir, key, 1)
     assert torch.equal(restored["classifier.weight"], models[0].state_dict()["classifier.weight"])
-    checkpoint.keep_only_best(state_dir, 2)  # once a state names epoch 2, epoch 1's go
-    assert [p.name for p in state_dir.glob(checkpoint.BEST_GLOB)] == ["best-epoch0002.safetensors"]
+    resume.keep_only_best(state_dir, 2)  # once a state names epoch 2, epoch 1's go
+    assert [p.name for p in state_dir.glob(resume.BEST_GLOB)] == ["best-epoch0002.safetensors"]
     with pytest.raises(RuntimeError, match="holds epoch 2 of run .* expected epoch 2 of run"):
-        checkpoint.load_best(state_dir, {"run": "another"}, 2)
+        resume.load_best(state_dir, {"run": "another"}, 2)
 
 
 def test_killed_run_continues_at_the_next_epoch(dataset, trained, tmp_path, monkeypatch):
@@ -478,10 +506,12 @@ def test_killed_run_continues_at_the_next_epoch(dataset, trained, tmp_path, monk
         patch.setattr(train_module, "save_model", killed)
         with pytest.raises(RuntimeError, match="killed"):
             run_training(dataset, tmp_path, epochs=3, patience=1)
-    assert (tmp_path / "state" / checkpoint.STATE_FILE).exists()
+    assert (tmp_path / "state" / resume.STATE_FILE).exists()
     first_part = pd.read_csv(tmp_path / "training_log.csv")
     # The same settings, the same results: the run is deterministic on CPU.
-    pd.testing.assert_frame_equal(without_timing(first_part), without_timing(trained[2].iloc[: len(first_part)]))
+    pd.testing.assert_frame_equal(
+        without_timing(first_part), without_timing(trained[2].iloc[: len(first_part)])
+    )
 
     summary = run_training(dataset, tmp_path, epochs=3, patience=1)
     log = pd.read_csv(tmp_path / "training_log.csv")
@@ -497,7 +527,7 @@ def test_sigterm_mid_epoch_saves_and_the_rerun_matches_an_uninterrupted_run(
         crash_on_training_forward(patch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
         with pytest.raises(TrainingInterrupted, match=r"step 2 \(epoch 1\)"):
             run_training(dataset, tmp_path, epochs=3)
-    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    state = torch.load(tmp_path / "state" / resume.STATE_FILE, weights_only=True)
     assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (0, 2)
     assert not (tmp_path / "model").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
@@ -519,7 +549,7 @@ def test_sigterm_in_validation_resumes_with_that_validation(dataset, trained, tm
         patch.setattr(validation_module, "window_logits", sigterm_then_validate)
         with pytest.raises(TrainingInterrupted, match="validation of epoch 1"):
             run_training(dataset, tmp_path, epochs=3)
-    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    state = torch.load(tmp_path / "state" / resume.STATE_FILE, weights_only=True)
     assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (0, 3)
     run_training(dataset, tmp_path, epochs=3)
     log = pd.read_csv(tmp_path / "training_log.csv")
@@ -537,9 +567,9 @@ def test_periodic_checkpoints_carry_a_hard_crash_mid_epoch(dataset, trained, tmp
         crash_on_training_forward(patch, 5, crash)
         with pytest.raises(RuntimeError, match="node failure"):
             run_training(dataset, tmp_path, epochs=3, checkpoint_minutes=1e-9)  # after every step
-    state = torch.load(tmp_path / "state" / checkpoint.STATE_FILE, weights_only=True)
+    state = torch.load(tmp_path / "state" / resume.STATE_FILE, weights_only=True)
     assert (state["progress"]["epochs_done"], state["progress"]["batches_done"]) == (1, 1)
-    leftover = tmp_path / "state" / f".{checkpoint.STATE_FILE}.abc123.tmp"
+    leftover = tmp_path / "state" / f".{resume.STATE_FILE}.abc123.tmp"
     leftover.write_bytes(b"half a checkpoint")
 
     with caplog.at_level(logging.INFO):
@@ -584,7 +614,7 @@ def test_a_state_from_other_settings_or_features_is_ignored_saying_why(
     assert len(pd.read_csv(tmp_path / "training_log.csv")) == 4
 
     # A state this code cannot read (another version's, or damaged) is not resumed either.
-    (tmp_path / "state" / checkpoint.STATE_FILE).write_bytes(b"not a checkpoint")
+    (tmp_path / "state" / resume.STATE_FILE).write_bytes(b"not a checkpoint")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         run_training(dataset, tmp_path, epochs=4, manifest=changed)
@@ -611,8 +641,8 @@ def test_non_finite_loss_names_the_step_epoch_and_tracks(dataset, tmp_path):
             tmp_path / "log.csv",
             tmp_path / "state",
             tmp_path / "tensorboard",
-            epochs=1,
-            **(SETTINGS | dict(batch_size=12)),
+            training_settings(epochs=1, **(SETTINGS | dict(batch_size=12))),
+            threads=THREADS,
         )
 
 
@@ -648,9 +678,17 @@ def test_saved_model_classifies_audio_in_a_transformers_pipeline(trained, tmp_pa
         assert result["score"] == pytest.approx(probabilities[TITLES.index(result["label"])].item(), abs=1e-5)
 
 
-def test_benchmark_quick_run_prints_the_ratios():
+def test_benchmark_quick_run_prints_and_records_the_ratios(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench_training.py", "--quick", "--threads", "1"],
+        [
+            sys.executable,
+            "perf/bench_training.py",
+            "--quick",
+            "--threads",
+            "1",
+            "--results",
+            str(tmp_path / "r.json"),
+        ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -663,13 +701,30 @@ def test_benchmark_quick_run_prints_the_ratios():
     logit_difference = float(re.search(r"max logit difference (\S+)", result.stdout).group(1))
     assert speed_up > 0 and 0 < memory_ratio < 1 and logit_difference < 1e-5
     assert re.search(r"\(3\) tiny model training on CPU.*: [\d.]+ clips/s", result.stdout)
+    recorded = json.loads((tmp_path / "r.json").read_text())
+    assert recorded["script"] == "perf/bench_training.py" and recorded["machine"]["cpus"] >= 1
+    assert recorded["relative_key_bias"]["speed_up"] == pytest.approx(speed_up, abs=0.01)
 
 
-def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
-    """benchmarks/rehearse_full_size.py (the 581 M-parameter rehearsal) on the tiny architecture."""
+def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model(tmp_path):
+    """perf/rehearse_full_size.py (the 581 M-parameter rehearsal) on the tiny architecture."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/rehearse_full_size.py", "--tiny", "--threads", "1", "--processes", "2"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "perf/rehearse_full_size.py",
+            "--tiny",
+            "--threads",
+            "1",
+            "--processes",
+            "2",
+            "--results",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["architecture"] == "tiny" and report["parameters"] > 100_000
@@ -677,8 +732,14 @@ def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
     # model + AdamW's moments, once each, plus the small rest (pickle framing, RNG, progress)
     assert report["model_plus_adamw_bytes"] < report["resume_state_bytes"]
     assert report["resume_state_bytes"] <= 1.05 * report["model_plus_adamw_bytes"] + 200_000
-    for key in ("seconds_per_training_step", "resume_state_write_seconds", "resume_state_load_seconds",
-                "scoring_windows_per_second", "peak_rss_bytes", "best_weights_bytes"):
+    for key in (
+        "seconds_per_training_step",
+        "resume_state_write_seconds",
+        "resume_state_load_seconds",
+        "scoring_windows_per_second",
+        "peak_rss_bytes",
+        "best_weights_bytes",
+    ):
         assert report[key] > 0, key
     # 1 and 2 processes, with and without gradient checkpointing: each process's peak memory.
     runs = {(run["processes"], run["gradient_checkpointing"]): run for run in report["scaling"]}
@@ -687,6 +748,7 @@ def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model():
         assert run["clips_per_second"] > 0 and len(run["per_process_peak_rss_bytes"]) == processes
         assert 0 < run["scaling_efficiency"] <= 1.5
     assert runs[(1, False)]["scaling_efficiency"] == 1.0
+    assert json.loads((tmp_path / "r.json").read_text())["parameters"] == report["parameters"]
 
 
 @pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")

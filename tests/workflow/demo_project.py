@@ -30,11 +30,25 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def snakemake(project: Path, workdir: Path, *args: str, config: str = "config/demo.yaml",
-              check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    project: Path,
+    workdir: Path,
+    *args: str,
+    config: str = "config/demo.yaml",
+    check: bool = True,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
     command = [
-        *SNAKEMAKE, "--snakefile", str(project / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(project / config), "--cores", "2", *args,
+        *SNAKEMAKE,
+        "--snakefile",
+        str(project / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(project / config),
+        "--cores",
+        "2",
+        *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

@@ -168,9 +168,7 @@ NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.node} CPUs={self.cpus
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
         # a fake GPU: no device file, so nothing is bound or checked
-        (r / "etc" / "gres.conf").write_text(
-            f"NodeName={self.node} Name=gpu File=/dev/null Count=1\n"
-        )
+        (r / "etc" / "gres.conf").write_text(f"NodeName={self.node} Name=gpu File=/dev/null Count=1\n")
         (r / "etc" / "plugstack.conf").write_text("")
         # snakemake-executor-plugin-slurm-jobstep strips every SLURM_* variable but the
         # job ids before it calls `srun` inside the job, SLURM_CONF included; a real
@@ -182,19 +180,17 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
 
     # -- daemons ---------------------------------------------------------------------
     def _spawn(self, name: str, cmd: list[str]) -> None:
-        log = open(self.root / "log" / f"{name}.out", "wb")
+        log = open(self.root / "log" / f"{name}.out", "wb")  # noqa: SIM115 - the daemon's, while it runs
         self.procs[name] = subprocess.Popen(
             cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def run(
-        self, *cmd: str, check: bool = True, timeout: float = 30
-    ) -> subprocess.CompletedProcess:
+    def run(self, *cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run(
             list(cmd), env=self.env, capture_output=True, text=True, check=check, timeout=timeout
         )
 
-    def start(self, timeout: float = 60) -> "SlurmCluster":
+    def start(self, timeout: float = 60) -> SlurmCluster:
         atexit.register(self.stop)  # backstop if the fixture teardown never runs
         self.write_config()
         m = self.root / "munge"

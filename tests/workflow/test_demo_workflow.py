@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -20,19 +21,23 @@ import pandas as pd
 import pytest
 import yaml
 
-from fma_genre.layout import shard_of
-from fma_genre.metadata import read_subset_track_ids
-from unit.test_download import RangeHandler
+from fma_genre.data.metadata import read_subset_track_ids
+from fma_genre.io.layout import shard_of
+
 from demo_project import SNAKEMAKE, copy_project, planned_jobs, snakemake
+from unit.test_download import RangeHandler
 
 pytestmark = pytest.mark.workflow
 
 TARGET = "results/metrics.json"
 # config/demo.yaml's two experiments with one of its seeds (its training runs, a little faster);
 # the primary run is the first of each. The fine-tune's schedule is 30 epochs instead of the
-# demo's 100 (its README figures): in two processes it learns a little less (measured: 0.781
-# top-genre accuracy, mAP 0.77, against the demo's 0.812 and 0.96) and trains at most 30
-# epochs (the demo's seed 0 trains 41).
+# demo's 100, in two processes: it learns a little less than `make demo`'s. Its digits depend on
+# the CPU (the README's "What repeats"): top-genre accuracy 0.781 (mAP 0.77) on one x86 machine,
+# 0.719 (mAP 0.81) on an AMD EPYC one, with the same code. So the test checks ranges that every
+# machine tried clears with a margin, far above chance (accuracy 0.125), and that a model which
+# learned nothing cannot reach.
+MIN_TOP_GENRE_ACCURACY, MIN_MAP = 0.6, 0.6
 EXPERIMENTS, SEEDS = ("finetune", "probe"), (0,)
 FINETUNE_EPOCHS = 30
 PRIMARY_RUN = "results/experiments/finetune/seed0"
@@ -49,20 +54,39 @@ def demo(tmp_path_factory):
     config = yaml.safe_load((project / "config/demo.yaml").read_text())
     assert len(config["seeds"]) >= 2 and list(config["experiments"]) == list(EXPERIMENTS)
     config["training"]["epochs"] = FINETUNE_EPOCHS
-    (project / "config/demo.yaml").write_text(yaml.safe_dump(config | {"seeds": list(SEEDS)}, sort_keys=False))
+    (project / "config/demo.yaml").write_text(
+        yaml.safe_dump(config | {"seeds": list(SEEDS)}, sort_keys=False)
+    )
     workdir = root / "work"
     plan = planned_jobs(project, workdir, TARGET)
     # Before the subset table exists, its shards (and so the audio archive they need) are not
     # known yet: the subset table is a checkpoint; the metadata archive is planned.
     assert {"demo_archives": 1, "download": 1, "unzip": 1, "subset_table": 1}.items() <= plan.items()
     assert {
-        "multihot_labels", "feature_manifest", "model_weights", "train", "score", "baseline", "plots", "evaluate",
-        "primary_model", "compare_experiments",
+        "multihot_labels",
+        "feature_manifest",
+        "model_weights",
+        "train",
+        "score",
+        "baseline",
+        "plots",
+        "evaluate",
+        "primary_model",
+        "compare_experiments",
     } <= set(plan)
     assert plan["train"] == len(EXPERIMENTS) * len(SEEDS)
     # Each training in two CPU processes (gloo, torchrun's launcher), one thread each.
-    snakemake(project, workdir, TARGET, "--workflow-profile", str(project / "workflow/profiles/demo"),
-              "--set-resources", f"train:cpu_processes={TRAINING_PROCESSES}", "--set-threads", "train=2")
+    snakemake(
+        project,
+        workdir,
+        TARGET,
+        "--workflow-profile",
+        str(project / "workflow/profiles/demo"),
+        "--set-resources",
+        f"train:cpu_processes={TRAINING_PROCESSES}",
+        "--set-threads",
+        "train=2",
+    )
     return project, workdir
 
 
@@ -94,16 +118,30 @@ def test_metrics_show_a_model_that_learned(demo):
     assert metrics["model"] == primary["model"] | {"experiment": "finetune", "seed": 0}
     assert metrics["baseline"] == primary["baseline"] and metrics["data"] == primary["data"]
     model, baseline = metrics["model"], metrics["baseline"]
-    for key in ("top_genre_accuracy", "top_genre_macro_f1", "macro_f1", "macro_f1_tuned", "micro_f1",
-                "micro_f1_tuned", "mAP", "roc_auc_macro"):
+    for key in (
+        "top_genre_accuracy",
+        "top_genre_macro_f1",
+        "macro_f1",
+        "macro_f1_tuned",
+        "micro_f1",
+        "micro_f1_tuned",
+        "mAP",
+        "roc_auc_macro",
+    ):
         assert 0 <= model[key] <= 1 and 0 <= baseline[key] <= 1, key
-    assert model["top_genre_accuracy"] >= 0.75, model  # chance: 0.125
+    assert model["top_genre_accuracy"] >= MIN_TOP_GENRE_ACCURACY and model["mAP"] >= MIN_MAP, model
     assert set(model["per_genre"]) == set(metrics["data"]["labels"])
     assert metrics["data"]["n_test_tracks_used"] == 32 and metrics["data"]["n_test_tracks_excluded"] == 0
     assert model["best_epoch"] >= 1 and model["train_clips_per_second"] > 0
     # The rule trained in two processes, each on half of every batch.
-    assert model["device"] == f"CPU (1 threads) x {TRAINING_PROCESSES}" and model["settings"]["micro_batch_size"] == 8
-    assert "training on CPU (1 threads) x 2 processes, micro-batches of 8" in (workdir / "logs/train/finetune/seed0.log").read_text()
+    assert (
+        model["device"] == f"CPU (1 threads) x {TRAINING_PROCESSES}"
+        and model["settings"]["micro_batch_size"] == 8
+    )
+    assert (
+        "training on CPU (1 threads) x 2 processes, micro-batches of 8"
+        in (workdir / "logs/train/finetune/seed0.log").read_text()
+    )
     # What selected the model, and from which pretrained weights (the tiny model: its content).
     assert model["selection_metric"] == "mAP" == baseline["selection_metric"]
     source = json.loads((workdir / "data/models/tiny-random-w2v-bert/source.json").read_text())
@@ -124,8 +162,10 @@ def test_metrics_show_a_model_that_learned(demo):
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (workdir / PRIMARY_RUN / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The confusion matrix shows the tracks and the accuracy that metrics.json reports.
-    plotted = re.search(r"confusion matrix of (\d+) test tracks, top-genre accuracy ([\d.]+)",
-                        (workdir / "logs/plots/finetune/seed0.log").read_text())
+    plotted = re.search(
+        r"confusion matrix of (\d+) test tracks, top-genre accuracy ([\d.]+)",
+        (workdir / "logs/plots/finetune/seed0.log").read_text(),
+    )
     assert int(plotted[1]) == metrics["data"]["n_test_tracks_used"]
     assert float(plotted[2]) == pytest.approx(model["top_genre_accuracy"], abs=1e-4)
 
@@ -143,9 +183,14 @@ def test_every_experiment_and_seed_is_compared_with_intervals_and_the_baseline(d
         for seed, run in seeds.items():
             own = json.loads((workdir / f"results/experiments/{name}/seed{seed}/metrics.json").read_text())
             assert run == own["model"] and own["data"] == metrics["data"]  # every run on the same tracks
-            assert run["settings"]["seed"] == int(seed) and run["settings"]["mode"] == ("probe" if name == "probe" else "finetune")
+            assert run["settings"]["seed"] == int(seed) and run["settings"]["mode"] == (
+                "probe" if name == "probe" else "finetune"
+            )
             interval = run["bootstrap"]["top_genre_accuracy"]
-            assert interval["low"] <= run["top_genre_accuracy"] <= interval["high"] and interval["low"] < interval["high"]
+            assert (
+                interval["low"] <= run["top_genre_accuracy"] <= interval["high"]
+                and interval["low"] < interval["high"]
+            )
             row = table[(table["experiment"] == name) & (table["seed"] == int(seed))]
             assert row["mAP"].item() == pytest.approx(run["mAP"], abs=1e-5)
         spread = experiments[name]["aggregate"]["top_genre_accuracy"]
@@ -156,16 +201,37 @@ def test_every_experiment_and_seed_is_compared_with_intervals_and_the_baseline(d
     # Two experiments are two trainings, not one run counted twice.
     assert experiments["finetune"]["seeds"]["0"]["mAP"] != experiments["probe"]["seeds"]["0"]["mAP"]
     baseline = table[table["row"] == "baseline"]
-    assert baseline["top_genre_accuracy"].item() == pytest.approx(metrics["baseline"]["top_genre_accuracy"], abs=1e-5)
+    assert baseline["top_genre_accuracy"].item() == pytest.approx(
+        metrics["baseline"]["top_genre_accuracy"], abs=1e-5
+    )
     assert (workdir / "results/experiments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # results/model is the primary run's model, and TensorBoard has every run.
-    assert os.path.samefile(workdir / "results/model/model.safetensors", workdir / PRIMARY_RUN / "model/model.safetensors")
+    assert os.path.samefile(
+        workdir / "results/model/model.safetensors", workdir / PRIMARY_RUN / "model/model.safetensors"
+    )
     # ...but Snakemake's date of each folder is its own: a shared one re-dated the run's model.
-    assert not os.path.samefile(workdir / "results/model/.snakemake_timestamp",
-                                workdir / PRIMARY_RUN / "model/.snakemake_timestamp")
+    assert not os.path.samefile(
+        workdir / "results/model/.snakemake_timestamp", workdir / PRIMARY_RUN / "model/.snakemake_timestamp"
+    )
     for name in EXPERIMENTS:
         for seed in SEEDS:
-            assert list((workdir / f"results/experiments/{name}/seed{seed}/tensorboard").glob("events.out.tfevents.*"))
+            assert list(
+                (workdir / f"results/experiments/{name}/seed{seed}/tensorboard").glob("events.out.tfevents.*")
+            )
+
+
+def test_every_output_file_is_readable_by_everyone(demo):
+    """safetensors writes model.safetensors 0600, temporary files and folders are private: the
+    outputs are not."""
+    _, workdir = demo
+    assert stat.S_IMODE((workdir / "results/model/model.safetensors").stat().st_mode) == 0o644
+    modes = {
+        str(path.relative_to(workdir)): oct(stat.S_IMODE(path.stat().st_mode))
+        for folder in ("data", "results")
+        for path in (workdir / folder).rglob("*")
+        if path.is_file()
+    }
+    assert len(modes) > 300 and {path: mode for path, mode in modes.items() if mode != "0o644"} == {}
 
 
 @contextlib.contextmanager
@@ -233,8 +299,17 @@ def test_html_report_shows_metrics_and_plots_with_captions(demo):
     project, workdir = demo
     snakemake(project, workdir, "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text()
-    for shown in ("metrics.json", "experiments.csv", "experiments.png", "Experiment finetune", "Experiment probe",
-                  "confusion_matrix.png", "training_curves.png", "official FMA", "t-interval"):
+    for shown in (
+        "metrics.json",
+        "experiments.csv",
+        "experiments.png",
+        "Experiment finetune",
+        "Experiment probe",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "official FMA",
+        "t-interval",
+    ):
         assert shown in report, shown
 
 
@@ -250,8 +325,14 @@ def job_blocks(output: str) -> dict[str, str]:
 def test_training_and_scoring_ask_for_a_gpu_and_evaluation_does_not(demo, profile):
     project, workdir = demo
     result = snakemake(
-        project, workdir, "-n", "--forcerun", "train", TARGET,
-        "--workflow-profile", str(project / "workflow" / "profiles" / profile),
+        project,
+        workdir,
+        "-n",
+        "--forcerun",
+        "train",
+        TARGET,
+        "--workflow-profile",
+        str(project / "workflow" / "profiles" / profile),
     )
     jobs = job_blocks(result.stdout + result.stderr)
     for rule in ("train", "score"):
@@ -271,7 +352,7 @@ MODEL_STAGES = {**RUN_STAGES, "primary_model": 1, "compare_experiments": 1}
 def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo):
     project, workdir = demo
     n_shards = len(shard_status_files(workdir))
-    with edited(project / "src/fma_genre/logmel.py"):
+    with edited(project / "src/fma_genre/features/logmel.py"):
         plan = planned_jobs(project, workdir, TARGET)
     assert plan == {"log_mel_shard": n_shards, "feature_manifest": 1, **MODEL_STAGES, "baseline": 1}
     assert planned_jobs(project, workdir, TARGET) == {}
@@ -282,8 +363,9 @@ def planned_runs(project: Path, workdir: Path, *configfiles: Path) -> dict[str, 
     `snakemake -n` plans with these config files."""
     result = snakemake(project, workdir, "-n", TARGET, "--configfile", *map(str, configfiles))
     planned: dict[str, set[str]] = {}
-    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|\Z)", result.stdout + result.stderr,
-                                  flags=re.M | re.S):
+    for rule, block in re.findall(
+        r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|\Z)", result.stdout + result.stderr, flags=re.M | re.S
+    ):
         run = re.search(r"wildcards: experiment=([\w-]+), seed=(\d+)", block)
         planned.setdefault(rule, set()).add(f"{run[1]}/{run[2]}" if run else "")
     return planned
@@ -306,15 +388,22 @@ def test_a_training_hyper_parameter_reruns_the_experiments_it_changes_only(demo,
     finetune = {f"finetune/{seed}" for seed in SEEDS}
     planned = planned_runs(project, workdir, config)
     assert planned == {
-        **{rule: finetune for rule in RUN_STAGES}, "primary_model": {""}, "compare_experiments": {""}
+        **{rule: finetune for rule in RUN_STAGES},
+        "primary_model": {""},
+        "compare_experiments": {""},
     }
 
 
 def test_one_experiments_overrides_rerun_its_seeds_and_the_comparison_only(demo, tmp_path):
     project, workdir = demo
-    config = demo_config_with(project, tmp_path, "probe_lr.yaml", lambda c: c["experiments"]["probe"].update(lr_head=0.02))
+    config = demo_config_with(
+        project, tmp_path, "probe_lr.yaml", lambda c: c["experiments"]["probe"].update(lr_head=0.02)
+    )
     planned = planned_runs(project, workdir, config)
-    assert planned == {**{rule: {f"probe/{seed}" for seed in SEEDS} for rule in RUN_STAGES}, "compare_experiments": {""}}
+    assert planned == {
+        **{rule: {f"probe/{seed}" for seed in SEEDS} for rule in RUN_STAGES},
+        "compare_experiments": {""},
+    }
 
 
 def test_a_new_seed_runs_that_seed_only_and_never_the_shared_stages(demo, tmp_path):
@@ -322,12 +411,17 @@ def test_a_new_seed_runs_that_seed_only_and_never_the_shared_stages(demo, tmp_pa
     project, workdir = demo
     config = demo_config_with(project, tmp_path, "another_seed.yaml", lambda c: c.update(seeds=[*SEEDS, 7]))
     planned = planned_runs(project, workdir, config)
-    assert planned == {**{rule: {"finetune/7", "probe/7"} for rule in RUN_STAGES}, "compare_experiments": {""}}
+    assert planned == {
+        **{rule: {"finetune/7", "probe/7"} for rule in RUN_STAGES},
+        "compare_experiments": {""},
+    }
 
 
 def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
     project, workdir = demo
-    config = demo_config_with(project, tmp_path, "finetune_only.yaml", lambda c: c["experiments"].pop("probe"))
+    config = demo_config_with(
+        project, tmp_path, "finetune_only.yaml", lambda c: c["experiments"].pop("probe")
+    )
     before = output_times(workdir)
     assert planned_runs(project, workdir, config) == {"compare_experiments": {""}}
     assert output_times(workdir) == before
@@ -337,22 +431,34 @@ def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
     ("module", "reruns"),
     [
         # Code that changes a stage's result reruns that stage and what depends on it...
-        ("src/fma_genre/metrics.py", {**MODEL_STAGES, "baseline": 1}),  # epoch selection, thresholds
-        ("src/fma_genre/checkpoint.py", MODEL_STAGES),
-        ("src/fma_genre/inference.py", MODEL_STAGES),  # validation during training, scoring
-        ("src/fma_genre/scores.py", {"score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS, "baseline": 1, "compare_experiments": 1}),
-        ("src/fma_genre/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
+        (
+            "src/fma_genre/data/vocabulary.py",
+            {"multihot_labels": 1, "feature_manifest": 1, **MODEL_STAGES, "baseline": 1},
+        ),
+        (
+            "src/fma_genre/evaluation/metrics.py",
+            {**MODEL_STAGES, "baseline": 1},
+        ),  # epoch selection, thresholds
+        ("src/fma_genre/training/resume.py", MODEL_STAGES),
+        ("src/fma_genre/training/settings.py", MODEL_STAGES),
+        ("src/fma_genre/scoring/windows.py", MODEL_STAGES),  # validation during training, scoring
+        (
+            "src/fma_genre/scoring/tables.py",
+            {"score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS, "baseline": 1, "compare_experiments": 1},
+        ),
+        ("src/fma_genre/evaluation/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
         ("scripts/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
-        ("src/fma_genre/experiments.py", {"evaluate": N_RUNS, "compare_experiments": 1}),  # bootstrap
-        ("src/fma_genre/comparison.py", {"compare_experiments": 1}),
-        ("src/fma_genre/probe.py", MODEL_STAGES),
-        ("src/fma_genre/distributed.py", MODEL_STAGES),  # how training and scoring run in processes
-        ("src/fma_genre/steps.py", MODEL_STAGES),  # training only: its model, then all after it
+        ("src/fma_genre/evaluation/bootstrap.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
+        ("src/fma_genre/evaluation/comparison.py", {"compare_experiments": 1}),
+        ("src/fma_genre/training/probe.py", MODEL_STAGES),
+        ("src/fma_genre/runtime/processes.py", MODEL_STAGES),  # how training and scoring run in processes
+        ("src/fma_genre/training/steps.py", MODEL_STAGES),  # training only: its model, then all after it
         # ...and plotting code reruns only the plots, never the metrics.
-        ("src/fma_genre/plots.py", {"plots": N_RUNS}),
+        ("src/fma_genre/evaluation/plots.py", {"plots": N_RUNS}),
         ("scripts/plots.py", {"plots": N_RUNS}),
-        # Code that no stage of the DAG runs changes nothing.
-        ("src/fma_genre/predict.py", {}),
+        # Code that no stage of the DAG runs changes nothing, nor does a package's docstring.
+        ("src/fma_genre/scoring/predict.py", {}),
+        ("src/fma_genre/training/__init__.py", {}),
     ],
 )
 def test_editing_code_reruns_exactly_the_stages_that_run_it(demo, module, reruns):
@@ -386,17 +492,33 @@ def test_an_interrupted_run_redoes_only_its_unfinished_jobs(demo):
     project, workdir = demo
     target = "data/processed/final_feature_manifest.csv"
     shards = {shard_of(t) for t in read_subset_track_ids(workdir / "data/processed/small_subset.csv")}
-    (project / "src/fma_genre/logmel.py").write_text(
-        (project / "src/fma_genre/logmel.py").read_text() + "\n# a new version of the log-mel code\n"
+    (project / "src/fma_genre/features/logmel.py").write_text(
+        (project / "src/fma_genre/features/logmel.py").read_text() + "\n# a new version of the log-mel code\n"
     )
     assert planned_shards(project, workdir, target) >= shards
     started = time.time()
-    command = [*SNAKEMAKE, "--snakefile", str(project / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(project / "config/demo.yaml"), "--cores", "1", "--rerun-incomplete", target]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(project / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(project / "config/demo.yaml"),
+        "--cores",
+        "1",
+        "--rerun-incomplete",
+        target,
+    ]
+    run = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 300
-        while len(rewritten := {p.name[:3] for p in shard_status_files(workdir) if p.stat().st_mtime > started}) < 3:
+        while (
+            len(rewritten := {p.name[:3] for p in shard_status_files(workdir) if p.stat().st_mtime > started})
+            < 3
+        ):
             assert run.poll() is None, "the run ended before it could be interrupted"
             assert time.time() < deadline
             time.sleep(0.05)

@@ -34,7 +34,6 @@ SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-
 # -- fixtures ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -69,9 +68,7 @@ def make_test_profile(cluster: SlurmCluster, dest: Path) -> Path:
 
     prof["default-resources"] = adapt(prof.get("default-resources") or {})
     prof["set-resources"] = {r: adapt(v) for r, v in (prof.get("set-resources") or {}).items()}
-    prof["set-threads"] = {
-        r: min(int(n), cluster.cpus) for r, n in (prof.get("set-threads") or {}).items()
-    }
+    prof["set-threads"] = {r: min(int(n), cluster.cpus) for r, n in (prof.get("set-threads") or {}).items()}
     prof.update(
         {
             "slurm-status-command": "squeue",
@@ -115,8 +112,7 @@ def run_snakemake(cluster: SlurmCluster, args: list[str], cwd: Path, workdir: Pa
             for p in sorted(workdir.glob(".snakemake/slurm_logs/**/*.log"))
         )
         pytest.fail(
-            f"{problem} after {elapsed:.0f}s\n{log[-8000:]}\n"
-            f"{slurm_logs[-6000:]}\n{cluster.logs(1500)}",
+            f"{problem} after {elapsed:.0f}s\n{log[-8000:]}\n{slurm_logs[-6000:]}\n{cluster.logs(1500)}",
             pytrace=False,
         )
     return log, elapsed
@@ -154,9 +150,9 @@ def check_all_jobs_via_slurm(cluster: SlurmCluster, log: str, local_rules: set[s
     submitted = {j: sid for j, sid, _ in found}  # snakemake jobid -> slurm jobid
     remote = {j: r for j, (r, local) in jobs.items() if not local}
     assert remote, f"no cluster jobs found in the log:\n{log[-4000:]}"
-    assert set(submitted) == set(
-        remote
-    ), f"jobs run without SLURM: {sorted(set(remote) - set(submitted))}; log:\n{log[-4000:]}"
+    assert set(submitted) == set(remote), (
+        f"jobs run without SLURM: {sorted(set(remote) - set(submitted))}; log:\n{log[-4000:]}"
+    )
     for j, _, rule in found:
         assert rule == remote[j], f"job {j} of rule {remote[j]} submitted as rule_{rule}"
     for j, (rule, local) in jobs.items():
@@ -180,9 +176,7 @@ def check_gpu_requested(cluster: SlurmCluster, slurm_ids: list[str]):
     for sid in slurm_ids:
         info = cluster.show_job(sid)
         assert info, f"SLURM job {sid} no longer known to slurmctld (MinJobAge)"
-        gres = " ".join(
-            info.get(k, "") for k in ("TresPerJob", "TresPerNode", "TresPerTask", "TRES")
-        )
+        gres = " ".join(info.get(k, "") for k in ("TresPerJob", "TresPerNode", "TresPerTask", "TRES"))
         assert re.search(r"gres[:/]gpu[:=]1\b", gres), f"job {sid} did not ask for a GPU: {info}"
         detail = cluster.run("scontrol", "-d", "show", "job", sid).stdout
         assert re.search(r"JOB_GRES=gpu(:\w+)?:1\b", detail), detail  # allocated
@@ -247,11 +241,12 @@ def write_small_demo_config(dest: Path) -> dict:
 # The same training, in one uninterrupted process.
 REFERENCE_TRAINING = """\
 import json, sys
-from fma_genre.train import train
+from fma_genre.training.loop import train
+from fma_genre.training.settings import TrainingSettings
 out, settings = sys.argv[1], json.loads(sys.argv[2])
 train("data/processed/final_feature_manifest.csv", "data/processed/unified_genres.txt",
       "data/models/tiny-random-w2v-bert", f"{out}/model", f"{out}/training_log.csv", f"{out}/state",
-      f"{out}/tensorboard", threads=1, **settings)
+      f"{out}/tensorboard", TrainingSettings(**settings), threads=1)
 """
 TRAINING_INPUTS = ("data/processed/final_feature_manifest.csv", "data/models/tiny-random-w2v-bert")
 
@@ -281,16 +276,26 @@ def start_beside_training(cluster: SlurmCluster, root: Path, workdir: Path, sett
         time.sleep(1)
     reference = subprocess.Popen(
         [sys.executable, "-c", REFERENCE_TRAINING, str(root / "reference"), json.dumps(settings)],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     probe = root / "probe"
     probe.mkdir()
     (probe / "Snakefile").write_text(SIGNAL_PROBE_SNAKEFILE)
     (probe / "probe.py").write_text(SIGNAL_PROBE_SCRIPT)
     probe_run = subprocess.Popen(
-        [*SNAKEMAKE, "--workflow-profile", str(make_test_profile(cluster, root / "probe_profile")),
-         "probe.done"],
-        cwd=probe, env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            *SNAKEMAKE,
+            "--workflow-profile",
+            str(make_test_profile(cluster, root / "probe_profile")),
+            "probe.done",
+        ],
+        cwd=probe,
+        env=cluster.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     return [reference, probe_run]
 
@@ -314,10 +319,14 @@ def slurm_demo(cluster: SlurmCluster, tmp_path_factory):
         log, elapsed = run_snakemake(
             cluster,
             [
-                "--snakefile", str(REPO / "Snakefile"),
-                "--directory", str(workdir),
-                "--configfile", str(small_demo),
-                "--workflow-profile", str(time_limited_profile(cluster, root / "profile")),
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--directory",
+                str(workdir),
+                "--configfile",
+                str(small_demo),
+                "--workflow-profile",
+                str(time_limited_profile(cluster, root / "profile")),
                 "results/metrics.json",
             ],
             cwd=REPO,
@@ -367,7 +376,9 @@ def test_time_limited_training_resumes_to_the_uninterrupted_result(cluster: Slur
         next(workdir.glob(f".snakemake/slurm_logs/rule_train/**/{slurm_id}.log")).read_text()
         for slurm_id in attempts
     )
-    assert re.search(r"checkpoint: .*\n.*SIGTERM: stopped (at step|in the validation|after)", first), first[-3000:]
+    assert re.search(r"checkpoint: .*\n.*SIGTERM: stopped (at step|in the validation|after)", first), first[
+        -3000:
+    ]
     resumed = re.search(r"resuming: (\d+) epochs and \d+ batches", retry)
     assert resumed and 0 < int(resumed.group(1)) < TIME_LIMITED_EPOCHS, retry[-3000:]
 
@@ -409,9 +420,20 @@ def test_a_two_task_training_job_trains_one_model(cluster: SlurmCluster, slurm_d
     run = "results/experiments/two_tasks/seed0"
     log, _ = run_snakemake(
         cluster,
-        ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-         str(tmp_path / "config.yaml"), "--workflow-profile", str(profile), f"{run}/model"],
-        cwd=REPO, workdir=workdir, timeout=600,
+        [
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--workflow-profile",
+            str(profile),
+            f"{run}/model",
+        ],
+        cwd=REPO,
+        workdir=workdir,
+        timeout=600,
     )
     assert [rule for _, _, rule in SUBMITTED.findall(log)] == ["train"], log[-3000:]
     training_log = (workdir / "logs/train/two_tasks/seed0.log").read_text()

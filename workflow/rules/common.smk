@@ -30,7 +30,11 @@ ARCHIVES = ["fma_metadata", f"fma_{SUBSET}"]
 FEATURES_DIR = f"data/processed/fma_features/fma_{SUBSET}"
 PIPELINE_ENV = "../../envs/pipeline.yaml"
 
-from fma_genre.settings import experiment_overrides, experiment_settings
+from fma_genre.training.settings import (
+    TrainingSettings,
+    experiment_overrides,
+    experiment_settings,
+)
 
 # Each experiment's full training settings, its overrides checked before any job.
 EXPERIMENTS = experiment_settings(
@@ -54,7 +58,7 @@ wildcard_constraints:
 def script_code(script):
     """The package modules that scripts/<script>.py runs (its import closure), as code inputs:
     editing any of them reruns the rule, editing any other module does not."""
-    from fma_genre.codedeps import import_closure
+    from fma_genre.io.codedeps import import_closure
 
     return [
         str(path)
@@ -80,9 +84,12 @@ def primary_run(name):
 
 
 def run_training_settings(wildcards):
-    """The training settings of one experiment and seed (the rule's params: changing one
-    experiment's overrides reruns that experiment's seeds only)."""
-    return EXPERIMENTS[wildcards.experiment] | {"seed": int(wildcards.seed)}
+    """The training settings of one experiment and seed, as a plain dict (the rule's params:
+    changing one experiment's overrides reruns that experiment's seeds only)."""
+    settings = TrainingSettings.from_config(
+        EXPERIMENTS[wildcards.experiment], seed=int(wildcards.seed)
+    )
+    return settings.as_dict()
 
 
 def is_local_source():
@@ -101,8 +108,8 @@ def download_source_inputs(wildcards):
 
 def feature_shards(wildcards):
     """The FMA folders (NNN) that hold the subset's tracks, known once the subset table exists."""
-    from fma_genre.layout import shard_of
-    from fma_genre.metadata import read_subset_track_ids
+    from fma_genre.io.layout import shard_of
+    from fma_genre.data.metadata import read_subset_track_ids
 
     subset_csv = checkpoints.subset_table.get(subset=SUBSET).output.table
     return sorted({shard_of(t) for t in read_subset_track_ids(subset_csv)})

@@ -1,4 +1,4 @@
-"""Feature stages: log-mel frames per track (one job per FMA folder), then the manifest."""
+"""Feature stages (src/fma_genre/features/): log-mel frames per track (one job per FMA folder), then the manifest."""
 
 
 rule log_mel_shard:

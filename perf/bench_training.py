@@ -1,0 +1,277 @@
+"""Training speed, side by side: the crop loader, stock vs fast relative position bias, the tiny
+model's training throughput on CPU and, on a GPU, a w2v-bert-2.0-sized model's throughput and MFU.
+
+    .venv/bin/python perf/bench_training.py [--quick] [--threads N] [--results FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import Wav2Vec2BertConfig, Wav2Vec2BertForSequenceClassification
+
+from fma_genre.features.crops import random_crops
+from fma_genre.features.loader import LogMelWindows, collate
+from fma_genre.features.logmel import FRAMES_PER_SECOND
+from fma_genre.models.classifier import use_fast_relative_key_attention
+from fma_genre.models.pretrained import TINY_MODEL_CONFIG
+
+from record import add_results_argument, write_results
+
+CLIP_FRAMES = 2998  # a 30 s FMA clip
+GPU_BATCH_SIZES = (64, 32, 16, 8)
+N_LABELS = 16
+# Dense bf16 tensor-core peaks (no sparsity) by device-name fragment, most specific first.
+PEAK_BF16_FLOPS = {
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,  # SXM
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 70e12,
+}
+
+
+def loader_crops_per_second(n_files: int, passes: int, crop_seconds: float, batch_size: int) -> float:
+    """Training crops per second of the real loader (random crop, normalise, stack, pad)."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(n_files):
+            path = Path(tmp) / f"{i:06d}.npy"
+            np.save(path, rng.normal(size=(CLIP_FRAMES, 80)).astype(np.float16))
+            paths.append(str(path))
+        n_frames = np.full(n_files, CLIP_FRAMES)
+        crop_frames = round(crop_seconds * FRAMES_PER_SECOND)
+        started, n_crops = time.perf_counter(), 0
+        for epoch in range(passes):
+            crops = random_crops(n_frames, crop_frames, np.random.default_rng(epoch))
+            for features, _, _ in DataLoader(
+                LogMelWindows(paths, crops), batch_size=batch_size, collate_fn=collate
+            ):
+                n_crops += len(features)
+        return n_crops / (time.perf_counter() - started)
+
+
+def classifier(config: Wav2Vec2BertConfig, attn_implementation: str) -> Wav2Vec2BertForSequenceClassification:
+    return Wav2Vec2BertForSequenceClassification._from_config(config, attn_implementation=attn_implementation)
+
+
+def forward_backward(model, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    logits = model(input_features=features, attention_mask=mask).logits
+    logits.square().mean().backward()
+    return logits.detach()
+
+
+def cpu_peak_bytes(function) -> int:
+    """Peak of the bytes held by PyTorch's CPU allocator while `function` runs (profiler events)."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        function()
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+        key=lambda e: e.start_ns(),
+    )
+    held = peak = 0
+    for event in events:
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
+def stock_vs_fast(length: int, batch_size: int, repeats: int) -> dict:
+    """Forward+backward time and peak memory of the stock and the fast relative_key bias (CPU)."""
+    # Head size 64 as in w2v-bert-2.0; width and depth small enough for a CPU.
+    config = Wav2Vec2BertConfig(
+        **(TINY_MODEL_CONFIG | dict(hidden_size=256, num_attention_heads=4, intermediate_size=512)),
+        num_labels=N_LABELS,
+        use_weighted_layer_sum=True,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
+    torch.manual_seed(0)
+    stock = classifier(config, "eager").eval()  # eval: no dropout, so both give the same logits
+    fast = classifier(config, "eager").eval()
+    fast.load_state_dict(stock.state_dict())
+    use_fast_relative_key_attention(fast)
+    features = torch.randn(batch_size, length, 160)
+    mask = torch.ones(batch_size, length, dtype=torch.long)
+    mask[-1, length // 2 :] = 0
+
+    result = {}
+    for name, model in (("stock", stock), ("fast", fast)):
+        logits = forward_backward(model, features, mask)  # warm-up
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            forward_backward(model, features, mask)
+            seconds.append(time.perf_counter() - started)
+        result[name] = dict(
+            seconds=statistics.median(seconds),
+            peak_bytes=cpu_peak_bytes(functools.partial(forward_backward, model, features, mask)),
+            logits=logits,
+        )
+    result["max_logit_difference"] = (result["stock"]["logits"] - result["fast"]["logits"]).abs().max().item()
+    return result
+
+
+def training_throughput(model, batch_size: int, length: int, steps: int, device: torch.device) -> dict:
+    """Clips per second of full optimiser steps (bf16 autocast on CUDA), FLOPs of one step."""
+    model.to(device).train()
+    use_fast_relative_key_attention(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    features = torch.randn(batch_size, length, 160, device=device)
+    mask = torch.ones(batch_size, length, dtype=torch.long, device=device)
+    targets = (torch.rand(batch_size, model.config.num_labels, device=device) < 0.1).float()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step():
+        with autocast:
+            logits = model(input_features=features, attention_mask=mask).logits
+        loss = loss_fn(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    flop_counter = FlopCounterMode(display=False)
+    with flop_counter:
+        step()  # also the warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return dict(
+        clips_per_second=batch_size * steps / seconds,
+        flops_per_second=flop_counter.get_total_flops() * steps / seconds,
+        peak_gpu_bytes=torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+    )
+
+
+def peak_bf16_flops(device_name: str) -> float | None:
+    return next((flops for fragment, flops in PEAK_BF16_FLOPS.items() if fragment in device_name), None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, a few seconds on CPU (the test suite)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    add_results_argument(parser, "bench_training")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} CPU threads")
+
+    n_files, passes = (64, 2) if args.quick else (512, 3)
+    crops_per_second = loader_crops_per_second(n_files, passes, crop_seconds=10.0, batch_size=16)
+    measured = dict(quick=args.quick, threads=args.threads, loader_crops_per_second=crops_per_second)
+    print(
+        f"(1) loader: {crops_per_second:.0f} training crops/s (10 s crops of {n_files} page-cached "
+        f"{CLIP_FRAMES}x80 float16 files, batch 16, in-process; goal >= 1000)"
+    )
+
+    length, batch, repeats = (300, 1, 1) if args.quick else (500, 4, 5)
+    bias = stock_vs_fast(length, batch, repeats)
+    stock, fast = bias["stock"], bias["fast"]
+    print(
+        f"(2) relative_key position bias, forward+backward, L={length}, batch {batch}, hidden 256, 4 heads of 64, CPU:"
+    )
+    print(
+        f"    stock {stock['seconds'] * 1e3:.0f} ms, {stock['peak_bytes'] / 2**20:.0f} MiB peak | "
+        f"fast {fast['seconds'] * 1e3:.0f} ms, {fast['peak_bytes'] / 2**20:.0f} MiB peak"
+    )
+    measured["relative_key_bias"] = dict(
+        length=length,
+        batch=batch,
+        stock_seconds=stock["seconds"],
+        fast_seconds=fast["seconds"],
+        speed_up=stock["seconds"] / fast["seconds"],
+        memory_ratio_fast_over_stock=fast["peak_bytes"] / stock["peak_bytes"],
+        max_logit_difference=bias["max_logit_difference"],
+    )
+    print(
+        f"    speed-up {stock['seconds'] / fast['seconds']:.2f}x, memory ratio fast/stock "
+        f"{fast['peak_bytes'] / stock['peak_bytes']:.2f}, max logit difference {bias['max_logit_difference']:.2e}"
+    )
+
+    batch, steps = (4, 1) if args.quick else (16, 10)
+    for crop_seconds in (5.0, 10.0):
+        config = Wav2Vec2BertConfig(
+            **TINY_MODEL_CONFIG, num_labels=N_LABELS, use_weighted_layer_sum=True, layerdrop=0.0
+        )
+        torch.manual_seed(0)
+        tiny = training_throughput(
+            classifier(config, "eager"),
+            batch_size=batch,
+            length=round(crop_seconds * FRAMES_PER_SECOND) // 2,
+            steps=steps,
+            device=torch.device("cpu"),
+        )
+        measured[f"tiny_cpu_clips_per_second_{crop_seconds:.0f}s_crops"] = tiny["clips_per_second"]
+        print(
+            f"(3) tiny model training on CPU, {crop_seconds:.0f} s crops, batch {batch}: "
+            f"{tiny['clips_per_second']:.1f} clips/s"
+        )
+
+    if torch.cuda.is_available():
+        measured["gpu"] = gpu_throughput(args.quick)
+    else:
+        print("(4) no CUDA device: w2v-bert-2.0-sized GPU throughput and MFU skipped")
+    write_results(args.results, "bench_training", measured)
+
+
+def gpu_throughput(quick: bool) -> dict | None:
+    """(4) w2v-bert-2.0-sized training on the GPU at the largest batch that fits."""
+    device_name = torch.cuda.get_device_name()
+    # Wav2Vec2BertConfig's defaults are w2v-bert-2.0's shape: 24 layers, hidden 1024, 16 heads.
+    config = Wav2Vec2BertConfig(num_labels=N_LABELS, use_weighted_layer_sum=True, layerdrop=0.0)
+    for batch in GPU_BATCH_SIZES:  # the largest that fits
+        try:
+            torch.manual_seed(0)
+            result = training_throughput(
+                classifier(config, "sdpa"),
+                batch_size=batch,
+                length=10 * FRAMES_PER_SECOND // 2,
+                steps=3 if quick else 20,
+                device=torch.device("cuda"),
+            )
+            break
+        except torch.cuda.OutOfMemoryError:
+            print(f"    batch {batch} does not fit in GPU memory")
+            torch.cuda.empty_cache()
+    else:
+        return None
+    peak = peak_bf16_flops(device_name)
+    mfu = (
+        f"{result['flops_per_second'] / peak:.1%} of {peak / 1e12:.0f} TFLOP/s dense bf16"
+        if peak
+        else "unknown peak"
+    )
+    print(
+        f"(4) {device_name}: w2v-bert-2.0-sized (24 layers, hidden 1024, 16 heads), bf16 autocast, 10 s crops, "
+        f"batch {batch}: {result['clips_per_second']:.1f} clips/s, peak {result['peak_gpu_bytes'] / 2**30:.1f} GiB, "
+        f"{result['flops_per_second'] / 1e12:.0f} TFLOP/s achieved, MFU {mfu}"
+    )
+    return dict(
+        device=device_name, batch=batch, **result, mfu=result["flops_per_second"] / peak if peak else None
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Training stage (workflow/rules/training.smk): settings, the loop, its optimiser steps,
+validation and selection, resumable state, the run log, the linear probe."""

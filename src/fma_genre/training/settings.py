@@ -1,0 +1,123 @@
+"""The training settings of a run, and the training set-ups ("experiments") of the config.
+
+Config `training` is one set-up; config `experiments` names several (name -> overrides of
+`training` keys), each trained once per seed of config `seeds`. Every key's type, default and
+description live in one place, workflow/schemas/config.schema.yaml: `TrainingSettings` has a
+field per key of its `training` section plus the seed, and no defaults of its own; it is built
+from the validated config (defaults filled in), and checked before any job like the rest of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jsonschema
+
+DEFAULT_EXPERIMENT = "default"
+# Settings that change when a training stops or how fast it runs, never what a step computes: a
+# state saved under other values of these resumes.
+RESUMABLE_CHANGES = frozenset({"patience", "gradient_checkpointing", "compile", "checkpoint_minutes"})
+LORA_ONLY = frozenset({"lora_rank", "lora_alpha"})
+
+
+class ExperimentConfigError(ValueError):
+    """An experiment's overrides name an unknown `training` key or give it a wrong value."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """One training run: config `training` (with its experiment's overrides) and its seed."""
+
+    mode: str
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    crop_seconds: float
+    lr_backbone: float
+    lr_head: float
+    weight_decay: float
+    warmup_fraction: float
+    grad_clip: float
+    max_pos_weight: float
+    lora_rank: int
+    lora_alpha: float
+    patience: int
+    selection_metric: str
+    micro_batch_size: int | None
+    gradient_checkpointing: bool
+    compile: bool
+    checkpoint_minutes: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, training: Mapping, seed: int) -> TrainingSettings:
+        """The settings of validated config `training` values (every key, defaults filled in)."""
+        names = {field.name for field in dataclasses.fields(cls)} - {"seed"}
+        missing, unknown = sorted(names - set(training)), sorted(set(training) - names)
+        if missing or unknown:
+            raise ExperimentConfigError(
+                f"training settings: missing {missing or 'none'}, unknown {unknown or 'none'}: "
+                "TrainingSettings has one field per `training` key of workflow/schemas/config.schema.yaml"
+            )
+        return cls(**training, seed=seed)
+
+    @classmethod
+    def from_schema_defaults(cls, training_schema: Mapping, seed: int = 0, **overrides) -> TrainingSettings:
+        """The defaults of `training_schema` (the config schema's `training` section) with
+        `overrides`: for code that trains outside the workflow (tests, benchmarks)."""
+        defaults = {name: spec["default"] for name, spec in training_schema["properties"].items()}
+        return cls.from_config(defaults | overrides, seed)
+
+    def for_processes(self, world_size: int) -> TrainingSettings:
+        """These settings with the micro-batch size resolved for `world_size` processes
+        (default: batch_size / processes); it must divide the batch."""
+        micro_batch_size = self.micro_batch_size or self.batch_size // world_size
+        if not 1 <= micro_batch_size <= self.batch_size or self.batch_size % micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size must divide batch_size ({self.batch_size}), got {micro_batch_size}"
+                f" (default: batch_size / the {world_size} processes)"
+            )
+        return dataclasses.replace(self, micro_batch_size=micro_batch_size)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def result_key(self) -> dict:
+        """The settings that change the trained model: what a resumable state must match.
+        `epochs` counts, since the cosine schedule spans all epochs; the micro-batch size too,
+        since it draws the random masks."""
+        unused = RESUMABLE_CHANGES | (LORA_ONLY if self.mode != "lora" else frozenset())
+        return {name: value for name, value in self.as_dict().items() if name not in unused}
+
+
+def experiment_overrides(config: Mapping) -> dict[str, dict]:
+    """Config `experiments` (name -> overrides of `training` keys), or one `default` experiment
+    without overrides when it has none."""
+    return config.get("experiments") or {DEFAULT_EXPERIMENT: {}}
+
+
+def experiment_settings(config: Mapping, training_schema: Mapping) -> dict[str, dict]:
+    """{experiment name: its full `training` values}, in config order (the first is the primary).
+
+    `config` is validated already (its `training` has every default filled in); each
+    experiment's values are `training` with its overrides, checked against `training_schema`.
+    No `experiments` (or an empty one): one experiment, `default`, with `training` as it is.
+    """
+    known = training_schema["properties"]
+    validator = jsonschema.Draft202012Validator(training_schema)
+    settings = {}
+    for name, overrides in experiment_overrides(config).items():
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ExperimentConfigError(
+                f"config experiments.{name}: unknown key {unknown[0]!r}; an experiment overrides "
+                f"`training` keys: {', '.join(known)} (seeds come from `seeds`)"
+            )
+        merged = {**config["training"], **overrides}
+        for error in validator.iter_errors(merged):
+            key = ".".join(map(str, error.absolute_path))
+            raise ExperimentConfigError(f"config experiments.{name}.{key}: {error.message}")
+        settings[name] = merged
+    return settings
