@@ -20,6 +20,8 @@ from fma_genre.demo.archives import main, write_demo_archives
 from fma_genre.demo.catalogue import build_catalogue, split_artists
 from fma_genre.demo.instruments import SAMPLE_RATE
 
+from real_format import TRACKS_COLUMNS as REAL_COLUMNS  # as listed in ../shared/fma-samples/README.md
+
 TRACKS_PER_GENRE = 6
 CLIP_SECONDS = 3.0
 SMALL_GENRES = {
@@ -32,75 +34,6 @@ SMALL_GENRES = {
     15: "Electronic",
     1235: "Instrumental",
 }
-# tracks.csv's columns in the real order, as listed in ../shared/fma-samples/README.md.
-REAL_COLUMNS = (
-    [
-        ("album", c)
-        for c in [
-            "comments",
-            "date_created",
-            "date_released",
-            "engineer",
-            "favorites",
-            "id",
-            "information",
-            "listens",
-            "producer",
-            "tags",
-            "title",
-            "tracks",
-            "type",
-        ]
-    ]
-    + [
-        ("artist", c)
-        for c in [
-            "active_year_begin",
-            "active_year_end",
-            "associated_labels",
-            "bio",
-            "comments",
-            "date_created",
-            "favorites",
-            "id",
-            "latitude",
-            "location",
-            "longitude",
-            "members",
-            "name",
-            "related_projects",
-            "tags",
-            "website",
-            "wikipedia_page",
-        ]
-    ]
-    + [("set", "split"), ("set", "subset")]
-    + [
-        ("track", c)
-        for c in [
-            "bit_rate",
-            "comments",
-            "composer",
-            "date_created",
-            "date_recorded",
-            "duration",
-            "favorites",
-            "genre_top",
-            "genres",
-            "genres_all",
-            "information",
-            "interest",
-            "language_code",
-            "license",
-            "listens",
-            "lyricist",
-            "number",
-            "publisher",
-            "tags",
-            "title",
-        ]
-    ]
-)
 
 
 def sha1(data: bytes) -> str:

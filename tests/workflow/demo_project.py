@@ -30,6 +30,16 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def snakemake_command(
+    project: Path, workdir: Path, *args: str, config: str = "config/demo.yaml"
+) -> list[str]:
+    """The command line of the project copy's workflow in `workdir` (2 cores unless `args` say)."""
+    return [
+        *SNAKEMAKE, "--snakefile", str(project / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(project / config), "--cores", "2", *args,
+    ]  # fmt: skip
+
+
 def snakemake(
     project: Path,
     workdir: Path,
@@ -38,18 +48,7 @@ def snakemake(
     check: bool = True,
     timeout: int = 900,
 ) -> subprocess.CompletedProcess:
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(project / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(project / config),
-        "--cores",
-        "2",
-        *args,
-    ]
+    command = snakemake_command(project, workdir, *args, config=config)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

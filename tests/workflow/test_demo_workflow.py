@@ -24,7 +24,7 @@ import yaml
 from fma_genre.data.metadata import read_subset_track_ids
 from fma_genre.io.layout import shard_of
 
-from demo_project import SNAKEMAKE, copy_project, planned_jobs, snakemake
+from demo_project import copy_project, planned_jobs, snakemake, snakemake_command
 from unit.test_download import RangeHandler
 
 pytestmark = pytest.mark.workflow
@@ -497,19 +497,7 @@ def test_an_interrupted_run_redoes_only_its_unfinished_jobs(demo):
     )
     assert planned_shards(project, workdir, target) >= shards
     started = time.time()
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(project / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(project / "config/demo.yaml"),
-        "--cores",
-        "1",
-        "--rerun-incomplete",
-        target,
-    ]
+    command = snakemake_command(project, workdir, "--cores", "1", "--rerun-incomplete", target)
     run = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -25,69 +25,26 @@ TRACKS_COLUMNS = [
     *(
         ("album", name)
         for name in (
-            "comments",
-            "date_created",
-            "date_released",
-            "engineer",
-            "favorites",
-            "id",
-            "information",
-            "listens",
-            "producer",
-            "tags",
-            "title",
-            "tracks",
-            "type",
-        )
+            "comments date_created date_released engineer favorites id information listens producer tags "
+            "title tracks type"
+        ).split()
     ),
     *(
         ("artist", name)
         for name in (
-            "active_year_begin",
-            "active_year_end",
-            "associated_labels",
-            "bio",
-            "comments",
-            "date_created",
-            "favorites",
-            "id",
-            "latitude",
-            "location",
-            "longitude",
-            "members",
-            "name",
-            "related_projects",
-            "tags",
-            "website",
-            "wikipedia_page",
-        )
+            "active_year_begin active_year_end associated_labels bio comments date_created favorites id "
+            "latitude location longitude members name related_projects tags website wikipedia_page"
+        ).split()
     ),
     ("set", "split"),
     ("set", "subset"),
     *(
         ("track", name)
         for name in (
-            "bit_rate",
-            "comments",
-            "composer",
-            "date_created",
-            "date_recorded",
-            "duration",
-            "favorites",
-            "genre_top",
-            "genres",
-            "genres_all",
-            "information",
-            "interest",
-            "language_code",
-            "license",
-            "listens",
-            "lyricist",
-            "number",
-            "publisher",
-            "tags",
-            "title",
-        )
+            "bit_rate comments composer date_created date_recorded duration favorites genre_top genres "
+            "genres_all information interest language_code license listens lyricist number publisher tags "
+            "title"
+        ).split()
     ),
 ]
 
