@@ -95,7 +95,7 @@ def main() -> int:
         args.results,
         "bench_features",
         dict(
-            files=[str(path) for path in args.paths],
+            files=[path.name for path in args.paths],
             repetitions=args.repetitions,
             median_ms_per_track=ms,
             seed_over_ours=seed_over_ours,

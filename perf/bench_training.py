@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertForSequenceClassification
 
-from fma_genre.features.crops import random_crops
+from fma_genre.features.crops import frames_of, random_crops
 from fma_genre.features.loader import LogMelWindows, collate
-from fma_genre.features.logmel import FRAMES_PER_SECOND
 from fma_genre.models.classifier import use_fast_relative_key_attention
 from fma_genre.models.pretrained import TINY_MODEL_CONFIG
 
@@ -52,7 +51,7 @@ def loader_crops_per_second(n_files: int, passes: int, crop_seconds: float, batc
             np.save(path, rng.normal(size=(CLIP_FRAMES, 80)).astype(np.float16))
             paths.append(str(path))
         n_frames = np.full(n_files, CLIP_FRAMES)
-        crop_frames = round(crop_seconds * FRAMES_PER_SECOND)
+        crop_frames = frames_of(crop_seconds)
         started, n_crops = time.perf_counter(), 0
         for epoch in range(passes):
             crops = random_crops(n_frames, crop_frames, np.random.default_rng(epoch))
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         tiny = training_throughput(
             classifier(config, "eager"),
             batch_size=batch,
-            length=round(crop_seconds * FRAMES_PER_SECOND) // 2,
+            length=frames_of(crop_seconds) // 2,
             steps=steps,
             device=torch.device("cpu"),
         )
@@ -247,7 +246,7 @@ def gpu_throughput(quick: bool) -> dict | None:
             result = training_throughput(
                 classifier(config, "sdpa"),
                 batch_size=batch,
-                length=10 * FRAMES_PER_SECOND // 2,
+                length=frames_of(10.0) // 2,
                 steps=3 if quick else 20,
                 device=torch.device("cuda"),
             )

@@ -13,6 +13,7 @@ labels, how often the two agree on the top genre, and the top-genre accuracy of 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -73,18 +74,16 @@ def main(argv: list[str] | None = None) -> None:
         name: predict_top_genre(s, vocabulary)[0] for name, s in (("windows", windowed), ("pipeline", whole))
     }
     difference = np.abs(whole - windowed)
-    write_results(
-        args.results,
-        "pipeline_vs_windows",
-        dict(
-            tracks=len(paths),
-            mean_abs_probability_difference=float(difference.mean()),
-            max_abs_probability_difference=float(difference.max()),
-            top_genre_agreement=float((predicted["windows"] == predicted["pipeline"]).mean()),
-            top_genre_accuracy_windows=float((predicted["windows"] == truth).mean()),
-            top_genre_accuracy_pipeline=float((predicted["pipeline"] == truth).mean()),
-        ),
+    measured = dict(
+        tracks=len(paths),
+        mean_abs_probability_difference=float(difference.mean()),
+        max_abs_probability_difference=float(difference.max()),
+        top_genre_agreement=float((predicted["windows"] == predicted["pipeline"]).mean()),
+        top_genre_accuracy_windows=float((predicted["windows"] == truth).mean()),
+        top_genre_accuracy_pipeline=float((predicted["pipeline"] == truth).mean()),
     )
+    print(json.dumps(measured))
+    write_results(args.results, "pipeline_vs_windows", measured)
 
 
 if __name__ == "__main__":

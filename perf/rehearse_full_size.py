@@ -14,7 +14,7 @@ load it, seconds per training step and its crop shape, scoring windows per secon
 the clips/s and MFU of bf16 training at batch 16 x 10 s (perf/bench_training.py).
 It needs about 15 GB of RAM and of disk on CPU (the state alone is about 7 GB).
 
-`--processes N` adds short trainings (2 steps of 2 crops per process, `distributed.launch`)
+`--processes N` adds short trainings (2 steps of 2 crops per process, `runtime.processes.launch`)
 with 1 and N processes, each with and without gradient checkpointing: the clips/s, the scaling
 efficiency (clips/s with N over N x clips/s with 1) and every process's peak memory (RSS; on
 CUDA, GPU memory). N full-size processes on CPU need N x ~14 GB of RAM.

@@ -1,4 +1,4 @@
-"""A training target for `distributed.launch` in the tests: one process meets a fault (SIGTERM,
+"""A training target for `runtime.processes.launch` in the tests: one process meets a fault (SIGTERM,
 or sudden death) at its n-th training forward pass."""
 
 import os

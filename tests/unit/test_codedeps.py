@@ -75,6 +75,18 @@ def test_packages_count_by_their_init_code_and_relative_imports_resolve(tmp_path
     ]
 
 
+def test_a_relative_import_beyond_the_package_stops_and_a_namespace_folder_runs_nothing(tmp_path):
+    package = write_package(tmp_path, {
+        "fma_genre/__init__.py": "",
+        "fma_genre/stage/deep.py": "from ... import x\n",  # stage/ has no __init__.py
+        "fma_genre/stage/fine.py": "y = 1\n",
+        "script.py": "import fma_genre.stage.fine\n",
+    })  # fmt: skip
+    assert imported_package_modules(tmp_path / "script.py", package) == {"fma_genre.stage.fine"}
+    with pytest.raises(UnknownModule, match="level 3"):
+        imported_package_modules(package / "stage/deep.py", package)
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -67,3 +67,14 @@ def test_the_resume_key_holds_what_changes_the_result_only():
     assert "lora_rank" in dataclasses.replace(settings, mode="lora").result_key()
     with pytest.raises(ValueError, match=r"micro_batch_size must divide batch_size \(16\), got 5"):
         training_settings(batch_size=16).for_processes(3)
+
+
+def test_settings_built_outside_the_workflow_are_checked_like_the_config():
+    with pytest.raises(ExperimentConfigError, match=r"training.mode: 'Probe' is not one of"):
+        training_settings(mode="Probe")
+    with pytest.raises(ExperimentConfigError, match=r"training.epochs: 0 is less than the minimum of 1"):
+        training_settings(epochs=0)
+    assert (
+        "lora_rank" not in training_settings().recorded()
+        and "lora_rank" in training_settings(mode="lora").recorded()
+    )

@@ -33,7 +33,7 @@ TARGET = "results/metrics.json"
 # config/demo.yaml's two experiments with one of its seeds (its training runs, a little faster);
 # the primary run is the first of each. The fine-tune's schedule is 30 epochs instead of the
 # demo's 100, in two processes: it learns a little less than `make demo`'s. Its digits depend on
-# the CPU (the README's "What repeats"): top-genre accuracy 0.781 (mAP 0.77) on one x86 machine,
+# the CPU (docs/training.md's "What repeats"): top-genre accuracy 0.781 (mAP 0.77) on one x86 machine,
 # 0.719 (mAP 0.81) on an AMD EPYC one, with the same code. So the test checks ranges that every
 # machine tried clears with a margin, far above chance (accuracy 0.125), and that a model which
 # learned nothing cannot reach.

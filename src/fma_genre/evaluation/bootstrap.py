@@ -144,9 +144,7 @@ def _outcomes(y_true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def _headline_metrics(tracks: _Tracks, weights: np.ndarray) -> dict[str, float]:
     """The HEADLINE_METRICS of the tracks drawn `weights` times each (1s: the test set itself).
 
-    Definitions are metrics.classification_metrics' (scikit-learn's), on the resampled tracks;
-    Scikit-learn itself is not called: its
-    per-call overhead, once per label for AP and ROC-AUC, made 1000 resamples take minutes.
+    Definitions are metrics.classification_metrics' (scikit-learn's), on the resampled tracks.
     """
     metrics = _top_genre_metrics(tracks, weights) | _ranking_metrics(tracks, weights)
     with_positives = weights @ tracks.labels > 0

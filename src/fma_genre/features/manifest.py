@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from fma_genre.data.vocabulary import LABEL_PREFIX
 from fma_genre.io.atomic import atomic_path
 from fma_genre.io.layout import STATUS_COLUMNS
 
@@ -45,7 +46,7 @@ def build_manifest(
     # Skipped tracks have an empty n_frames in their shard's table.
     manifest["n_frames"] = pd.to_numeric(manifest["n_frames"], errors="coerce").fillna(0).astype(int)
     manifest["status"] = manifest["status"].fillna(NO_STATUS)
-    label_columns = [c for c in labels.columns if c.startswith("label_")]
+    label_columns = [c for c in labels.columns if c.startswith(LABEL_PREFIX)]
     manifest = pd.concat([manifest, labels[label_columns]], axis=1)
     with atomic_path(manifest_csv) as tmp:
         manifest.to_csv(tmp, index=False)

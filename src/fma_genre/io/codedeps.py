@@ -10,7 +10,9 @@ Every import form counts, as Python runs it: `import fma_genre.data.download`, `
 fma_genre.data import download` (a module of a package), `from fma_genre.data.download import
 x` and relative imports inside the package; importing a module also runs the `__init__.py` of
 each package above it, which counts when it holds code besides its docstring. An import of a
-module that does not exist stops with an error instead of being dropped. `io/logs.py` is left
+module that does not exist, or a relative import beyond the package, stops with an error instead
+of being dropped (`from package import name` may name what its `__init__.py` defines, and counts
+that file). `io/logs.py` is left
 out (see RESULT_NEUTRAL).
 """
 
@@ -98,12 +100,18 @@ def _absolute_base(node: ast.ImportFrom, own_name: str | None, source: str) -> s
     if own_name is None:
         raise UnknownModule(f"{source}: a relative import outside the package")
     is_package = Path(source).name == "__init__.py"
-    parts = own_name.split(".")[: len(own_name.split(".")) - node.level + is_package]
-    return ".".join(parts + ([node.module] if node.module else []))
+    parts = own_name.split(".")
+    kept = len(parts) - node.level + is_package
+    if kept < 1:  # Python: "attempted relative import beyond top-level package"
+        raise UnknownModule(f"{source}: a relative import (level {node.level}) beyond the package")
+    return ".".join(parts[:kept] + ([node.module] if node.module else []))
 
 
-def _holds_code(path: Path, package_dir: Path) -> bool:
-    """A module always counts; a package's `__init__.py` only when it holds more than a docstring."""
+def _holds_code(path: Path | None, package_dir: Path) -> bool:
+    """A module always counts; a package's `__init__.py` only when it holds more than a docstring
+    (a folder without one, a namespace package, runs nothing)."""
+    if path is None:
+        return False
     if path.name != "__init__.py":
         return True
     return _parse(str(path), os.stat(path).st_mtime_ns, package_dir)[1]

@@ -226,7 +226,7 @@ def run_as_launched_process(target: str, kwargs_file: str, log_path: str) -> Non
 
 def join(device: torch.device) -> Processes:
     """This process's `Processes`, joining the process group when a launcher started several
-    (`device`: this process's, from `inference.best_device`)."""
+    (`device`: this process's, from `runtime.devices.best_device`)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Processes()

@@ -107,7 +107,7 @@ def train(
         if settings.mode == "probe":
             run.cache = cache_probe_inputs(run, threads, stop_requested)
         with RunLog(
-            tensorboard_dir, run.progress.step, run_name, settings.as_dict(), enabled=processes.is_main
+            tensorboard_dir, run.progress.step, run_name, settings.recorded(), enabled=processes.is_main
         ) as run_log:
             train_epochs(run, training_log_csv, threads, stop_requested, run_log)
     summary = None
@@ -277,7 +277,7 @@ def finish(run: TrainingRun, pretrained_dir, model_out_dir, device_name: str) ->
         training_seconds=progress.training_seconds,
         train_clips_per_second=progress.clips_trained / progress.train_seconds,
         device=device_name,
-        settings=settings.as_dict(),
+        settings=settings.recorded(),
         excluded=dict(training=run.training.excluded, validation=validation.excluded),
     )
     save_model(

@@ -66,9 +66,14 @@ class TrainingSettings:
     @classmethod
     def from_schema_defaults(cls, training_schema: Mapping, seed: int = 0, **overrides) -> TrainingSettings:
         """The defaults of `training_schema` (the config schema's `training` section) with
-        `overrides`: for code that trains outside the workflow (tests, benchmarks)."""
-        defaults = {name: spec["default"] for name, spec in training_schema["properties"].items()}
-        return cls.from_config(defaults | overrides, seed)
+        `overrides`, checked against it as the workflow checks the config: for code that trains
+        outside the workflow (tests, benchmarks)."""
+        values = {name: spec["default"] for name, spec in training_schema["properties"].items()} | overrides
+        for error in jsonschema.Draft202012Validator(training_schema).iter_errors(values):
+            raise ExperimentConfigError(
+                f"training.{'.'.join(map(str, error.absolute_path))}: {error.message}"
+            )
+        return cls.from_config(values, seed)
 
     def for_processes(self, world_size: int) -> TrainingSettings:
         """These settings with the micro-batch size resolved for `world_size` processes
@@ -84,12 +89,20 @@ class TrainingSettings:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def recorded(self) -> dict:
+        """What the run's summary, model card and MLflow record: every setting that applies (the
+        LoRA ones in mode lora only)."""
+        return {
+            name: value
+            for name, value in self.as_dict().items()
+            if self.mode == "lora" or name not in LORA_ONLY
+        }
+
     def result_key(self) -> dict:
         """The settings that change the trained model: what a resumable state must match.
         `epochs` counts, since the cosine schedule spans all epochs; the micro-batch size too,
         since it draws the random masks."""
-        unused = RESUMABLE_CHANGES | (LORA_ONLY if self.mode != "lora" else frozenset())
-        return {name: value for name, value in self.as_dict().items() if name not in unused}
+        return {name: value for name, value in self.recorded().items() if name not in RESUMABLE_CHANGES}
 
 
 def experiment_overrides(config: Mapping) -> dict[str, dict]:
