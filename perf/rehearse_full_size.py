@@ -191,7 +191,6 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
         window_frames_of(model),
         4,
         device,
-        threads,
         desc="scoring",
     )
     scoring_seconds = time.perf_counter() - started

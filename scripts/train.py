@@ -20,6 +20,7 @@ run_as_job(
         state_dir=snakemake.params.state_dir,
         tensorboard_dir=snakemake.params.tensorboard_dir,
         settings=TrainingSettings(**snakemake.params.training),
+        probe_cache_dir=snakemake.input.get("probe_cache"),
         run_name=f"{snakemake.wildcards.experiment}/seed{snakemake.wildcards.seed}",
     ),
     snakemake.resources,

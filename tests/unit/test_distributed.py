@@ -3,6 +3,7 @@ same training and scores as one process, resumable after SIGTERM, and a dead pro
 run instead of hanging it."""
 
 import dataclasses
+import logging
 import re
 import time
 from pathlib import Path
@@ -61,16 +62,16 @@ def one_process(dataset, tmp_path_factory) -> Path:
     return out
 
 
-def assert_same_training(out: Path, reference: Path) -> None:
+def assert_same_training(out: Path, reference: Path, tolerance: dict = TOLERANCE) -> None:
     logs = [
         pd.read_csv(folder / "training_log.csv").drop(columns=TIMING_COLUMNS) for folder in (out, reference)
     ]
     assert len(logs[0]) == EPOCHS
-    pd.testing.assert_frame_equal(*logs, check_exact=False, **TOLERANCE)
+    pd.testing.assert_frame_equal(*logs, check_exact=False, **tolerance)
     weights = [load_file(folder / "model" / "model.safetensors") for folder in (out, reference)]
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
-        torch.testing.assert_close(weights[0][name], weights[1][name], **TOLERANCE, msg=name)
+        torch.testing.assert_close(weights[0][name], weights[1][name], **tolerance, msg=name)
 
 
 def test_two_processes_train_like_one(dataset, one_process, tmp_path):
@@ -119,12 +120,70 @@ def test_a_process_that_dies_fails_the_run_instead_of_hanging_it(dataset, tmp_pa
     assert "exitcode" in str(failure.value) and not (tmp_path / "model").exists()
 
 
-def test_micro_batches_must_divide_the_batch(dataset, tmp_path):
-    with pytest.raises(ValueError, match=r"micro_batch_size must divide batch_size \(4\), got 3"):
-        train(
-            **training_arguments(dataset, tmp_path)
-            | dict(settings=dataclasses.replace(DISTRIBUTED, micro_batch_size=3))
+def test_three_processes_deal_a_batch_of_five_unevenly_and_train_like_one(dataset, tmp_path):
+    """Batch 5 on 3 processes: micro-batches of 2, 2 and 1 (the default, 5 / 3 rounded up); the
+    last step, of 2 tracks, leaves two processes a stand-in of weight 0. The same as one process
+    with micro-batches of 2."""
+    uneven = dataclasses.replace(DISTRIBUTED, batch_size=5, micro_batch_size=None)
+    reference = tmp_path / "one"
+    train(
+        **training_arguments(dataset, reference)
+        | dict(settings=dataclasses.replace(uneven, micro_batch_size=2))
+    )
+    three = tmp_path / "three"
+    three.mkdir()
+    run_as_job(
+        train,
+        training_arguments(dataset, three) | dict(settings=uneven),
+        {"cpu_processes": 3},
+        3,
+        three / "train.log",
+    )
+    assert "x 3 processes, micro-batches of 2" in (three / "train.log").read_text()
+    assert_same_training(three, reference, dict(rtol=1e-4, atol=1e-5))  # three-way sums
+
+
+def test_a_two_process_run_resumes_on_fewer_devices_with_the_default_micro_batch(
+    dataset, tmp_path, monkeypatch, caplog
+):
+    """Stopped by SIGTERM in 2 processes (micro-batches of 2), rerun in 1 (micro-batches of 4):
+    it resumes from the checkpoint, says what changed, and finishes."""
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    arguments = training_arguments(dataset, tmp_path) | dict(
+        settings=dataclasses.replace(DISTRIBUTED, micro_batch_size=None)
+    )
+    with pytest.raises(ChildFailedError):
+        launch(
+            "unit.launched_training:train_with_fault",
+            arguments | dict(fault="sigterm", rank=0, forward=4),
+            2,
+            tmp_path / "first.log",
         )
+    with caplog.at_level(logging.INFO):
+        train(**arguments)
+    resumed = caplog.text
+    assert "resuming: 1 epochs and 1 batches of the next done" in resumed, resumed[-3000:]
+    assert "saved by 2 processes, resumed by 1" in resumed
+    assert "micro-batches of 4 now, 2 before" in resumed
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    assert len(log) == EPOCHS and (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_a_one_process_run_resumes_on_three(dataset, one_process, tmp_path, monkeypatch):
+    """1 -> 3 processes with micro-batches of 2: the same training as never stopped."""
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    arguments = training_arguments(dataset, tmp_path)
+    with pytest.raises(ChildFailedError):
+        launch(
+            "unit.launched_training:train_with_fault",
+            arguments | dict(fault="sigterm", rank=0, forward=7),
+            1,
+            tmp_path / "first.log",
+        )
+    launch("fma_genre.training.loop:train", arguments, 3, tmp_path / "resumed.log")
+    resumed = (tmp_path / "resumed.log").read_text()
+    assert "saved by 1 processes, resumed by 3" in resumed, resumed[-3000:]
+    assert_same_training(tmp_path, one_process)
 
 
 def test_two_processes_score_a_split_like_one(dataset, one_process, tmp_path):

@@ -94,7 +94,7 @@ def test_files_batched_together_score_as_each_alone_in_windows_of_the_model(mode
         frames = kaldi_log_mel(decode_mono_16k(clip))
         # The model's 1 s windows: 100 frames each, so a 3.5 s clip has 3 or 4 windows.
         logits, tracks = window_logits(
-            model, [frames], [len(frames)], 100, 16, torch.device("cpu"), 1, desc="one file"
+            model, [frames], [len(frames)], 100, 16, torch.device("cpu"), desc="one file"
         )
         assert len(logits) == round(len(frames) / 100)
         np.testing.assert_allclose(scores, track_probabilities(logits, tracks, 1)[0], atol=1e-5)

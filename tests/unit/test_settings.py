@@ -62,11 +62,29 @@ def test_the_resume_key_holds_what_changes_the_result_only():
     settings = training_settings(micro_batch_size=None, batch_size=16).for_processes(2)
     assert settings.micro_batch_size == 8  # resolved: it draws the random masks
     key = settings.result_key()
-    assert {"epochs", "seed", "micro_batch_size", "lr_head", "mode"} <= set(key)
-    assert not {"patience", "checkpoint_minutes", "gradient_checkpointing", "compile", "lora_rank"} & set(key)
+    assert {"epochs", "seed", "lr_head", "mode"} <= set(key)
+    # The micro-batch follows the process count: a state resumes on any number of processes.
+    assert not {
+        "patience",
+        "checkpoint_minutes",
+        "gradient_checkpointing",
+        "compile",
+        "lora_rank",
+        "micro_batch_size",
+    } & set(key)
     assert "lora_rank" in dataclasses.replace(settings, mode="lora").result_key()
-    with pytest.raises(ValueError, match=r"micro_batch_size must divide batch_size \(16\), got 5"):
-        training_settings(batch_size=16).for_processes(3)
+
+
+@pytest.mark.parametrize(
+    ("processes", "micro_batch_size"), [(1, 16), (2, 8), (3, 6), (5, 4), (6, 3), (8, 2), (16, 1), (32, 1)]
+)
+def test_any_process_count_gets_a_default_micro_batch(processes, micro_batch_size):
+    assert training_settings(batch_size=16).for_processes(processes).micro_batch_size == micro_batch_size
+
+
+def test_a_micro_batch_larger_than_the_batch_is_refused():
+    with pytest.raises(ValueError, match=r"micro_batch_size must be at most batch_size \(16\), got 17"):
+        training_settings(batch_size=16, micro_batch_size=17).for_processes(1)
 
 
 def test_settings_built_outside_the_workflow_are_checked_like_the_config():
@@ -78,3 +96,12 @@ def test_settings_built_outside_the_workflow_are_checked_like_the_config():
         "lora_rank" not in training_settings().recorded()
         and "lora_rank" in training_settings(mode="lora").recorded()
     )
+
+
+def test_a_micro_batch_larger_than_the_batch_is_named_before_any_job():
+    experiments = {"small": {"batch_size": 4, "micro_batch_size": 8}}
+    with pytest.raises(
+        ExperimentConfigError,
+        match=r"experiments.small.micro_batch_size: 8 is more than its batch_size \(4\)",
+    ):
+        experiment_settings({"training": TRAINING, "experiments": experiments}, TRAINING_SCHEMA)

@@ -1,5 +1,6 @@
 """Training, checkpoints and scoring on a tiny synthetic dataset with the tiny model."""
 
+import gc
 import hashlib
 import itertools
 import json
@@ -23,7 +24,7 @@ from transformers import AutoFeatureExtractor, pipeline
 from fma_genre.evaluation.metrics import tune_thresholds
 from fma_genre.features.audio import decode_mono_16k
 from fma_genre.features.crops import evaluation_windows, random_crops
-from fma_genre.features.loader import LogMelWindows, collate, window_loader
+from fma_genre.features.loader import LogMelWindows, WindowLoader, collate
 from fma_genre.features.splits import read_split
 from fma_genre.models.classifier import load_classifier
 from fma_genre.models.pretrained import write_tiny_model
@@ -33,7 +34,8 @@ from fma_genre.training import loop as train_module
 from fma_genre.training import resume
 from fma_genre.training import validation as validation_module
 from fma_genre.training.loop import TrainingInterrupted, train
-from fma_genre.training.probe import cache_split, head_logits
+from fma_genre.training.probe import head_logits
+from fma_genre.training.probe_cache import open_probe_cache, write_probe_cache
 from fma_genre.training.run_state import Progress
 
 from training_defaults import training_settings
@@ -92,8 +94,19 @@ def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
     return manifest, vocabulary, root / "tiny"
 
 
+def write_cache(dataset, folder: Path, crop_seconds: float = SETTINGS["crop_seconds"]) -> Path:
+    """The probe cache of the dataset's tiny backbone, as rule probe_cache writes it."""
+    manifest, _, tiny = dataset
+    if not folder.exists():
+        write_probe_cache(
+            str(manifest), str(tiny), str(folder), window_seconds=crop_seconds, batch_size=8, threads=THREADS
+        )
+    return folder
+
+
 def run_training(dataset, out: Path, epochs: int, manifest=None, run_name="training", **overrides) -> dict:
     default_manifest, vocabulary, tiny = dataset
+    settings = training_settings(epochs=epochs, **(SETTINGS | overrides))
     return train(
         manifest or default_manifest,
         vocabulary,
@@ -102,7 +115,8 @@ def run_training(dataset, out: Path, epochs: int, manifest=None, run_name="train
         out / "training_log.csv",
         out / "state",
         out / "tensorboard",
-        training_settings(epochs=epochs, **(SETTINGS | overrides)),
+        settings,
+        probe_cache_dir=write_cache(dataset, out / "probe_cache") if settings.mode == "probe" else None,
         run_name=run_name,
         threads=THREADS,
     )
@@ -176,14 +190,14 @@ def test_crops_and_windows_cover_what_they_should():
 def test_windows_read_from_files_or_memory_are_normalised_and_stacked(dataset):
     manifest, _, _ = dataset
     tracks = read_split(manifest, "training")
-    features, track = LogMelWindows(tracks.paths, [(3, 100, 60)])[0]
+    features, track = LogMelWindows(tracks.paths)[(3, 100, 60)]
     assert features.shape == (30, 160) and features.dtype == np.float32 and track == 3
     crop = np.load(tracks.paths[3])[100:160].astype(np.float32)
     np.testing.assert_allclose(
         features[:, :80], ((crop - crop.mean(0)) / crop.std(0, ddof=1))[::2], atol=1e-4
     )
     in_memory = [np.load(path).astype(np.float32) for path in tracks.paths]
-    from_memory, _ = LogMelWindows(in_memory, [(3, 100, 60)])[0]
+    from_memory, _ = LogMelWindows(in_memory)[(3, 100, 60)]
     np.testing.assert_allclose(from_memory, features, atol=1e-6)
 
 
@@ -224,7 +238,7 @@ def test_a_few_optimiser_steps_lower_the_loss(dataset):
     tracks = read_split(manifest, "training")
     model = load_classifier(tiny, TITLES)
     features, mask, indices = collate(
-        [LogMelWindows(tracks.paths, [(t, 0, 100)])[0] for t in range(len(tracks.paths))]
+        [LogMelWindows(tracks.paths)[(t, 0, 100)] for t in range(len(tracks.paths))]
     )
     targets = torch.from_numpy(tracks.targets)[indices]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -319,7 +333,13 @@ def test_mlflow_gets_the_settings_and_every_step_when_a_tracking_uri_is_set(data
     monkeypatch.setenv(
         "MLFLOW_ALLOW_FILE_STORE", "true"
     )  # MLflow 3 wants a database; a folder is enough here
+    requests = []
+    real_log_batch = MlflowClient.log_batch
+    monkeypatch.setattr(
+        MlflowClient, "log_batch", lambda self, *a, **k: requests.append(1) or real_log_batch(self, *a, **k)
+    )
     run_training(dataset, tmp_path, epochs=2, run_name="finetune/seed0")
+    assert len(requests) <= 3  # one per epoch and one at the end, not one per step (6 steps)
     client = MlflowClient(tracking_uri=store)
     [run] = client.search_runs([client.get_experiment_by_name("fma-genre-test").experiment_id])
     assert run.info.run_name == "finetune/seed0" and run.info.status == "FINISHED"
@@ -381,19 +401,21 @@ def test_probe_and_lora_states_hold_only_the_trained_weights_and_resume(dataset,
     assert summary["epochs_trained"] == 2 and (tmp_path / "model" / "model.safetensors").exists()
 
 
-def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(dataset, trained):
-    manifest, _, _ = dataset
-    model = load_classifier(trained[0] / "model")
-    validation = read_split(manifest, "validation")
-    window_frames = 100
-    cached = cache_split(model, validation, window_frames, 8, torch.device("cpu"), 1, "caching")
+def test_the_probe_head_on_cached_layers_is_the_head_on_the_full_sequence(dataset, tmp_path):
+    manifest, vocabulary, tiny = dataset
+    model = load_classifier(tiny, TITLES).eval()  # any head: here a random one
+    validation, window_frames = read_split(manifest, "validation"), 100
+    tracks = dict(training=read_split(manifest, "training"), validation=validation)
+    _, cached = open_probe_cache(
+        write_cache(dataset, tmp_path / "cache"), manifest, tiny, window_frames, tracks
+    )
     with torch.no_grad():
-        from_cache = head_logits(model, cached.layers)
+        from_cache = head_logits(model, cached.read(np.arange(len(cached))))
     full, window_tracks = window_logits(
-        model, validation.paths, validation.n_frames, window_frames, 8, torch.device("cpu"), 1, desc="scoring"
+        model, validation.paths, validation.n_frames, window_frames, 8, torch.device("cpu"), desc="scoring"
     )
     assert torch.equal(window_tracks, cached.window_tracks)
-    torch.testing.assert_close(from_cache, full, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(from_cache, full, atol=2e-3, rtol=1e-2)  # the cache is float16
 
 
 def test_gradient_checkpointing_trains_the_same_model(dataset, trained, tmp_path):
@@ -440,6 +462,7 @@ def test_epochs_of_the_warm_up_do_not_count_towards_the_patience(tmp_path):
         model=torch.nn.Linear(2, 2),
         key={},
         best_validation_scores=None,
+        keep_best=lambda: None,
     )
     scores = np.zeros((1, 1))
     for epoch, mAP in enumerate([0.9, 0.5, 0.6, 0.7], start=1):  # epochs 1 and 2 warm up
@@ -486,9 +509,9 @@ def test_a_crash_between_the_best_weights_and_the_state_keeps_the_states_best_lo
     key = {"run": "test"}
     models = [load_classifier(tiny, TITLES) for _ in range(2)]
     torch.nn.init.zeros_(models[1].classifier.weight)
-    resume.save_best(state_dir, models[0], key, 1)
+    resume.save_best(state_dir, resume.trained_weights(models[0]), key, 1)
     resume.keep_only_best(state_dir, 1)  # the state naming epoch 1 is written
-    resume.save_best(state_dir, models[1], key, 2)  # ... and then the crash
+    resume.save_best(state_dir, resume.trained_weights(models[1]), key, 2)  # ... and then the crash
     restored = resume.load_best(state_dir, key, 1)
     assert torch.equal(restored["classifier.weight"], models[0].state_dict()["classifier.weight"])
     resume.keep_only_best(state_dir, 2)  # once a state names epoch 2, epoch 1's go
@@ -695,7 +718,9 @@ def test_benchmark_quick_run_prints_and_records_the_ratios(tmp_path):
         timeout=600,
         check=True,
     )
-    assert "training crops/s" in result.stdout
+    assert re.search(
+        r"\(1\) loader: .*\d+ with 0 workers, \d+ with 1 workers, \d+ with 2 workers", result.stdout
+    )
     speed_up = float(re.search(r"speed-up ([\d.]+)x", result.stdout).group(1))
     memory_ratio = float(re.search(r"memory ratio fast/stock ([\d.]+)", result.stdout).group(1))
     logit_difference = float(re.search(r"max logit difference (\S+)", result.stdout).group(1))
@@ -704,6 +729,8 @@ def test_benchmark_quick_run_prints_and_records_the_ratios(tmp_path):
     recorded = json.loads((tmp_path / "r.json").read_text())
     assert recorded["script"] == "perf/bench_training.py" and recorded["machine"]["cpus"] >= 1
     assert recorded["relative_key_bias"]["speed_up"] == pytest.approx(speed_up, abs=0.01)
+    assert set(recorded["loader_crops_per_second_by_workers"]) == {"0", "1", "2"}
+    assert all(rate > 0 for rate in recorded["loader_crops_per_second_by_workers"].values())
 
 
 def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model(tmp_path):
@@ -746,7 +773,7 @@ def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model(tmp_path):
     assert set(runs) == {(1, False), (1, True), (2, False), (2, True)}
     for (processes, _), run in runs.items():
         assert run["clips_per_second"] > 0 and len(run["per_process_peak_rss_bytes"]) == processes
-        assert 0 < run["scaling_efficiency"] <= 1.5
+        assert run["scaling_efficiency"] > 0  # timings of tiny runs on a busy machine: no bound above
     assert runs[(1, False)]["scaling_efficiency"] == 1.0
     assert json.loads((tmp_path / "r.json").read_text())["parameters"] == report["parameters"]
 
@@ -758,11 +785,18 @@ def test_loader_workers_outlive_the_sigterm_the_training_answers(dataset):
     manifest, _, _ = dataset
     tracks = read_split(manifest, "training")
     windows = [(t, 0, 100) for t in range(len(tracks.paths))]
-    # The loader as it is built for CUDA: threads - 1 worker processes.
-    batches = iter(window_loader(tracks.paths, windows, 2, torch.device("cuda"), threads=2))
+    # The loader as it is built for CUDA, with one worker process.
+    loader = WindowLoader(tracks.paths, torch.device("cuda"), workers=1)
+    batches = loader.batches(windows, 2)
     first = next(batches)
     [worker] = batches._workers
     os.kill(worker.pid, signal.SIGTERM)
     rest = list(batches)
     assert len(first[0]) + sum(len(features) for features, _, _ in rest) == len(windows)
-    assert not worker.is_alive()  # and it stopped when the loader was done
+    # The worker lives as long as the loader (the next epoch's batches need no new one) ...
+    again = list(loader.batches(windows[:3], 2))
+    assert [len(features) for features, _, _ in again] == [2, 1] and batches._workers == [worker]
+    del loader, batches
+    gc.collect()
+    worker.join(timeout=30)
+    assert not worker.is_alive()  # ... and stops with it

@@ -73,6 +73,7 @@ def demo(tmp_path_factory):
         "evaluate",
         "primary_model",
         "compare_experiments",
+        "probe_cache",
     } <= set(plan)
     assert plan["train"] == len(EXPERIMENTS) * len(SEEDS)
     # Each training in two CPU processes (gloo, torchrun's launcher), one thread each.
@@ -347,6 +348,8 @@ def test_training_and_scoring_ask_for_a_gpu_and_evaluation_does_not(demo, profil
 N_RUNS = len(EXPERIMENTS) * len(SEEDS)
 RUN_STAGES = {"train": N_RUNS, "score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS}
 MODEL_STAGES = {**RUN_STAGES, "primary_model": 1, "compare_experiments": 1}
+# The probe's backbone outputs, once for its seeds: recomputed when the features or its code change.
+WITH_PROBE_CACHE = {**MODEL_STAGES, "probe_cache": 1}
 
 
 def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo):
@@ -354,7 +357,7 @@ def test_editing_the_log_mel_code_reruns_features_and_what_depends_on_them(demo)
     n_shards = len(shard_status_files(workdir))
     with edited(project / "src/fma_genre/features/logmel.py"):
         plan = planned_jobs(project, workdir, TARGET)
-    assert plan == {"log_mel_shard": n_shards, "feature_manifest": 1, **MODEL_STAGES, "baseline": 1}
+    assert plan == {"log_mel_shard": n_shards, "feature_manifest": 1, **WITH_PROBE_CACHE, "baseline": 1}
     assert planned_jobs(project, workdir, TARGET) == {}
 
 
@@ -433,7 +436,7 @@ def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
         # Code that changes a stage's result reruns that stage and what depends on it...
         (
             "src/fma_genre/data/vocabulary.py",
-            {"multihot_labels": 1, "feature_manifest": 1, **MODEL_STAGES, "baseline": 1},
+            {"multihot_labels": 1, "feature_manifest": 1, **WITH_PROBE_CACHE, "baseline": 1},
         ),
         (
             "src/fma_genre/evaluation/metrics.py",
@@ -441,7 +444,7 @@ def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
         ),  # epoch selection, thresholds
         ("src/fma_genre/training/resume.py", MODEL_STAGES),
         ("src/fma_genre/training/settings.py", MODEL_STAGES),
-        ("src/fma_genre/scoring/windows.py", MODEL_STAGES),  # validation during training, scoring
+        ("src/fma_genre/scoring/windows.py", WITH_PROBE_CACHE),  # validation, scoring, the cache
         (
             "src/fma_genre/scoring/tables.py",
             {"score": N_RUNS, "plots": N_RUNS, "evaluate": N_RUNS, "baseline": 1, "compare_experiments": 1},
@@ -450,8 +453,9 @@ def test_removing_an_experiment_leaves_the_others_untouched(demo, tmp_path):
         ("scripts/evaluate.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
         ("src/fma_genre/evaluation/bootstrap.py", {"evaluate": N_RUNS, "compare_experiments": 1}),
         ("src/fma_genre/evaluation/comparison.py", {"compare_experiments": 1}),
-        ("src/fma_genre/training/probe.py", MODEL_STAGES),
-        ("src/fma_genre/runtime/processes.py", MODEL_STAGES),  # how training and scoring run in processes
+        ("src/fma_genre/training/probe.py", WITH_PROBE_CACHE),
+        ("src/fma_genre/training/probe_cache.py", WITH_PROBE_CACHE),
+        ("src/fma_genre/runtime/processes.py", WITH_PROBE_CACHE),  # how GPU jobs run in processes
         ("src/fma_genre/training/steps.py", MODEL_STAGES),  # training only: its model, then all after it
         # ...and plotting code reruns only the plots, never the metrics.
         ("src/fma_genre/evaluation/plots.py", {"plots": N_RUNS}),
@@ -479,7 +483,7 @@ def test_deleting_one_shard_reruns_that_shard_only(demo):
     status.unlink()
     shutil.rmtree(status.with_name(status.name.removesuffix(".status.csv")))
     plan = planned_jobs(project, workdir, TARGET, str(status.relative_to(workdir)))
-    assert plan == {"log_mel_shard": 1, "feature_manifest": 1, **MODEL_STAGES, "baseline": 1}
+    assert plan == {"log_mel_shard": 1, "feature_manifest": 1, **WITH_PROBE_CACHE, "baseline": 1}
 
 
 def planned_shards(project: Path, workdir: Path, target: str) -> set[str]:

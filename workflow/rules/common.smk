@@ -132,3 +132,12 @@ def model_weights_dir():
     return "data/models/" + "--".join(
         Path(config["model"]).parts
     )  # hub ids hold a slash
+
+
+def probe_cache_input(wildcards):
+    """A probe experiment's cache (none for the other modes): shared by its seeds and by every
+    probe experiment of the same crop length."""
+    settings = EXPERIMENTS[wildcards.experiment]
+    if settings["mode"] != "probe":
+        return {}
+    return {"probe_cache": f"results/probe_cache/crop{settings['crop_seconds']:g}s"}

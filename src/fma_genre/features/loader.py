@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,18 +18,32 @@ from fma_genre.features.logmel import PADDING_VALUE, normalise_and_stack
 FrameSource = str | np.ndarray
 
 
+# Worker processes per training or scoring process: the job's `loader_workers` resource (a
+# profile's set-resources; runtime.processes.run_as_job puts it here for the job's processes).
+LOADER_WORKERS_VARIABLE = "FMA_GENRE_LOADER_WORKERS"
+# Without it: on a GPU, enough to feed an H100 (~250 ten-second crops/s; one worker makes about
+# a thousand: perf/bench_training.py); on the CPU none: the model needs every core, and loading
+# a crop costs ~1% of its step.
+GPU_WORKERS = 4
+PREFETCH_BATCHES = 4  # per worker
+
+
+def loader_workers(device: torch.device) -> int:
+    configured = os.environ.get(LOADER_WORKERS_VARIABLE)
+    if configured is not None:
+        return int(configured)
+    return GPU_WORKERS if device.type == "cuda" else 0
+
+
 class LogMelWindows(torch.utils.data.Dataset):
-    """Model input of each window: its frames normalised and pair-stacked as the extractor would."""
+    """Model input of a window (track, start, length) of `sources`: its frames normalised and
+    pair-stacked as the extractor would."""
 
-    def __init__(self, sources: Sequence[FrameSource], windows: Sequence[Window]):
+    def __init__(self, sources: Sequence[FrameSource]):
         self.sources = sources
-        self.windows = windows
 
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        track, start, length = self.windows[index]
+    def __getitem__(self, window: Window) -> tuple[np.ndarray, int]:
+        track, start, length = window
         source = self.sources[track]
         frames = source if isinstance(source, np.ndarray) else np.load(source, mmap_mode="r")
         return normalise_and_stack(frames[start : start + length]), track
@@ -55,34 +70,60 @@ def ignore_sigterm(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+class WindowBatches:
+    """A `WindowLoader`'s batch sampler: the windows of each batch of the current pass."""
+
+    def __init__(self):
+        self.batches: list[list[Window]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class WindowLoader:
+    """Batches of (input_features, attention_mask, track index) from windows of `sources`. Its
+    worker processes (`loader_workers`) live as long as it does: a run keeps one loader per split
+    and starts no workers per epoch. On a GPU the batches come in pinned memory, for copies that
+    do not wait (`.to(device, non_blocking=True)`)."""
+
+    def __init__(self, sources: Sequence[FrameSource], device: torch.device, workers: int | None = None):
+        self.workers = loader_workers(device) if workers is None else workers
+        self.sampler = WindowBatches()
+        self.loader = DataLoader(
+            LogMelWindows(sources),
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=self.workers,
+            worker_init_fn=ignore_sigterm if self.workers else None,
+            persistent_workers=self.workers > 0,
+            prefetch_factor=PREFETCH_BATCHES if self.workers else None,
+            pin_memory=device.type == "cuda",
+            # Its own generator: otherwise each new iterator draws a worker seed from the global
+            # RNG, and a run resumed mid-epoch would get other dropout and SpecAugment masks.
+            generator=torch.Generator().manual_seed(0),
+        )
+
+    def batches(self, windows: Sequence[Window], batch_size: int | Sequence[int]) -> Iterator:
+        """One pass over `windows` in their order, in batches of `batch_size` windows, or of each
+        size of a list in turn (micro-batches)."""
+        if isinstance(batch_size, int):
+            batch_size = [
+                min(batch_size, len(windows) - start) for start in range(0, len(windows), batch_size)
+            ]
+        ends = np.cumsum(batch_size, dtype=int).tolist()
+        self.sampler.batches = [list(windows[end - size : end]) for end, size in zip(ends, batch_size)]
+        return iter(self.loader)
+
+
 def window_loader(
-    sources: Sequence[FrameSource],
+    sources: Sequence[FrameSource] | WindowLoader,
     windows: Sequence[Window],
     batch_size: int | Sequence[int],
     device: torch.device,
-    threads: int,
-) -> DataLoader:
-    """Batches of (input_features, attention_mask, track index) in the order of `windows`, of
-    `batch_size` windows, or of each size of a list in turn (micro-batches)."""
-    # On CPU the model needs every core and loading a crop costs ~1% of its step: load in-process.
-    # On a GPU, worker processes read and normalise the next batches while it computes.
-    workers = threads - 1 if device.type == "cuda" else 0
-    if isinstance(batch_size, int):
-        batches = [
-            range(start, min(start + batch_size, len(windows)))
-            for start in range(0, len(windows), batch_size)
-        ]
-    else:
-        ends = np.cumsum(batch_size, dtype=int).tolist()
-        batches = [range(end - size, end) for end, size in zip(ends, batch_size)]
-    return DataLoader(
-        LogMelWindows(sources, windows),
-        batch_sampler=batches,
-        collate_fn=collate,
-        num_workers=workers,
-        worker_init_fn=ignore_sigterm if workers else None,
-        pin_memory=device.type == "cuda",
-        # Its own generator: otherwise each new iterator draws a worker seed from the global RNG,
-        # and a run resumed mid-epoch would get other dropout and SpecAugment masks.
-        generator=torch.Generator().manual_seed(0),
-    )
+) -> Iterator:
+    """`WindowLoader.batches` of a loader of `sources`, or of the loader given."""
+    loader = sources if isinstance(sources, WindowLoader) else WindowLoader(sources, device)
+    return loader.batches(windows, batch_size)

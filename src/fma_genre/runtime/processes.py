@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from fma_genre.features.loader import LOADER_WORKERS_VARIABLE
 from fma_genre.io.logs import FORMAT
+from fma_genre.runtime.gpu_claims import claim_for_job
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +69,30 @@ def run_as_job(
     function: Callable, kwargs: dict, resources, threads: int, log_path: str | os.PathLike
 ) -> None:
     """`function(**kwargs, threads=...)` (a module-level function) as a rule job's resources say:
-    one process per GPU (`gpu`), or `cpu_processes` without CUDA, sharing the job's `threads`; on
+    one process per GPU (`gpu`: claimed on this host, runtime/gpu_claims.py), or `cpu_processes`
+    without CUDA, sharing the job's `threads`, each with `loader_workers` loader processes; on
     several SLURM tasks (`tasks`, with `mpi`: the command that starts them, e.g. "srun"), that
     many processes in each task. One process: a plain call, here. (The rule script imports
     `function` itself, so that the rule's code inputs include its module.)"""
     srun = resources.get("mpi")
     tasks = resources.get("tasks", 1) if srun else 1
-    processes = processes_to_start(resources.get("gpu", 0) // tasks, resources.get("cpu_processes"))
-    kwargs = kwargs | dict(threads=max(1, threads // processes))
-    target = f"{function.__module__}:{function.__name__}"
-    if tasks > 1:
-        launch_on_every_task(srun, tasks, threads, target, kwargs, processes, log_path)
-    elif processes > 1:
-        launch(target, kwargs, processes, log_path)
-    else:
-        function(**kwargs)
+    if "loader_workers" in resources:  # for every process of the job (features/loader.py)
+        os.environ[LOADER_WORKERS_VARIABLE] = str(resources["loader_workers"])
+    # Before anything starts CUDA: the claim decides which GPUs this job's processes see.
+    claim = claim_for_job(resources.get("gpu", 0)) if tasks == 1 else None
+    try:
+        processes = processes_to_start(resources.get("gpu", 0) // tasks, resources.get("cpu_processes"))
+        kwargs = kwargs | dict(threads=max(1, threads // processes))
+        target = f"{function.__module__}:{function.__name__}"
+        if tasks > 1:
+            launch_on_every_task(srun, tasks, threads, target, kwargs, processes, log_path)
+        elif processes > 1:
+            launch(target, kwargs, processes, log_path)
+        else:
+            function(**kwargs)
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def function_of(target: str):
@@ -259,12 +270,11 @@ def any_process(flags, processes: Processes):
     return found if isinstance(flags, tuple) else found[0]
 
 
-def sum_over_processes(value: float, processes: Processes) -> float:
-    if not processes.distributed:
-        return value
-    total = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(total)
-    return float(total.item())
+def sum_over_processes(values: torch.Tensor, processes: Processes) -> torch.Tensor:
+    """`values` summed over the processes, where they are (a GPU's go through NCCL)."""
+    if processes.distributed:
+        dist.all_reduce(values)
+    return values
 
 
 def gather_in_rank_order(part, processes: Processes) -> list:

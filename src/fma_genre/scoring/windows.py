@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from fma_genre.features.audio import UnreadableAudio, decode_mono_16k
 from fma_genre.features.crops import evaluation_windows, frames_of
-from fma_genre.features.loader import FrameSource, window_loader
+from fma_genre.features.loader import FrameSource, WindowLoader, window_loader
 from fma_genre.features.logmel import STACK_STRIDE, kaldi_log_mel
 from fma_genre.features.splits import read_split
 from fma_genre.models.classifier import load_classifier
@@ -38,38 +38,56 @@ def window_frames_of(model) -> int:
 
 
 @torch.no_grad()
-def window_outputs(
+def outputs_by_batch(
     forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    sources: Sequence[FrameSource],
+    sources: Sequence[FrameSource] | WindowLoader,
     n_frames: Sequence[int],
     window_frames: int,
     batch_size: int,
     device: torch.device,
-    threads: int,
     desc: str,
     stop: threading.Event | None = None,
     progress: bool = True,
     processes: Processes = Processes(),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`forward(input_features, attention_mask)` of every scoring window, as float32 on the CPU,
-    and each window's track index.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`forward(input_features, attention_mask)` of this process's part of the scoring windows
+    of `sources` (or of the loader's), batch by batch: (outputs as float32 on the CPU, each
+    window's track index). The processes take contiguous parts, in rank order.
 
-    Several `processes` each score one contiguous part of the windows, gathered in window order
-    on every process. Raises `ScoringStopped` between batches once `stop` is set (one process
-    only: several check it once they are done). `progress`: a tqdm bar on stderr.
+    Raises `ScoringStopped` between batches once `stop` is set (one process only: several check
+    it once they are done). `progress`: a tqdm bar on stderr.
     """
     windows = evaluation_windows(np.asarray(n_frames), window_frames)
     part = np.array_split(np.arange(len(windows)), processes.world_size)[processes.rank]
-    outputs, window_tracks = [], []
-    batches = window_loader(sources, [windows[i] for i in part], batch_size, device, threads)
+    batches = window_loader(sources, [windows[i] for i in part], batch_size, device)
     show = progress and processes.is_main
     for features, mask, track in tqdm(batches, desc=desc, file=sys.stderr, leave=False, disable=not show):
         if stop is not None and stop.is_set() and not processes.distributed:
             raise ScoringStopped(desc)
         with autocast(device):
-            outputs.append(forward(features.to(device), mask.to(device)).float().cpu())
-        window_tracks.append(track)
-    mine = (torch.cat(outputs), torch.cat(window_tracks)) if outputs else None  # None: no windows
+            inputs = features.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+            yield forward(*inputs).float().cpu(), track
+
+
+def window_outputs(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    sources: Sequence[FrameSource] | WindowLoader,
+    n_frames: Sequence[int],
+    window_frames: int,
+    batch_size: int,
+    device: torch.device,
+    desc: str,
+    stop: threading.Event | None = None,
+    progress: bool = True,
+    processes: Processes = Processes(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`outputs_by_batch` of every window, gathered in window order on every process."""
+    batches = list(
+        outputs_by_batch(
+            forward, sources, n_frames, window_frames, batch_size, device, desc, stop, progress, processes
+        )
+    )
+    mine = (torch.cat([o for o, _ in batches]), torch.cat([t for _, t in batches])) if batches else None
     parts = [part for part in gather_in_rank_order(mine, processes) if part is not None]
     if stop is not None and processes.distributed and any_process(stop.is_set(), processes):
         raise ScoringStopped(desc)
@@ -136,7 +154,6 @@ def score_split(
         window_frames_of(model),
         batch_size,
         device,
-        threads,
         desc=f"scoring {split}",
         processes=processes,
     )
@@ -181,7 +198,6 @@ def score_audio_files(
             window_frames_of(model),
             batch_size,
             device,
-            threads=1,  # the frames are in memory already: no loader workers
             desc="scoring files",
             progress=progress,
         )

@@ -1,17 +1,17 @@
 """Training Wav2Vec2-BERT on log-mel crops: batch → loss → optimiser step → log → checkpoint.
 
 Three modes: `finetune` (the whole model), `lora` (adapters on the attention projections,
-models/lora.py) and `probe` (a frozen backbone: the head trains on cached backbone outputs,
-`probe.py`). Each epoch trains on one random crop (probe: one cached window) of every training
+models/lora.py) and `probe` (a frozen backbone: the head trains on its outputs, computed once
+by rule probe_cache, `probe_cache.py`). Each epoch trains on one random crop (probe: one cached window) of every training
 track, then scores the validation split in windows (scoring/windows.py); the epoch with the best
 validation `selection_metric` becomes the saved model, and training stops early after `patience`
 epochs without a better one (counted from the end of the learning-rate warm-up). The per-label
 decision thresholds are then tuned on that epoch's validation scores. Losses, metrics and
 learning rates also go to TensorBoard (and MLflow when configured; `run_log.py`).
 
-The run is resumable (`resume.py`): the state is saved at every epoch end, every
-`checkpoint_minutes` inside an epoch and when SIGTERM arrives (SLURM's warning before a time
-limit; the run then stops with `TrainingInterrupted`). The same call continues from it, even
+The run is resumable (`resume.py`): the state is saved every `checkpoint_minutes`, at the end
+and when SIGTERM arrives (SLURM's warning before a time limit; the run then stops with
+`TrainingInterrupted`). The same call continues from it, even
 mid-epoch, with the same crops, batches and RNG streams as if never stopped: on CPU the result is
 bit-identical (tested); on a GPU it is so up to its kernels' own non-determinism (bf16 SDPA and
 atomic adds). The state is deleted once the model is written.
@@ -38,6 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from fma_genre.data.vocabulary import Vocabulary
 from fma_genre.evaluation.metrics import classification_metrics, tune_thresholds
+from fma_genre.features.crops import frames_of
+from fma_genre.features.loader import WindowLoader
 from fma_genre.features.splits import read_split
 from fma_genre.io.codedeps import module_closure_digest
 from fma_genre.io.digests import sha1_of
@@ -47,12 +49,18 @@ from fma_genre.models.pretrained import read_source
 from fma_genre.models.saved_model import save_model
 from fma_genre.runtime.devices import best_device
 from fma_genre.runtime.processes import Processes, any_process, barrier, join, leave
-from fma_genre.scoring.windows import ScoringStopped
 from fma_genre.training import resume
 from fma_genre.training.optimisation import parameter_groups, positive_weights, warmup_cosine
-from fma_genre.training.probe import PooledWindows, cache_split
+from fma_genre.training.probe import ProbeHead
+from fma_genre.training.probe_cache import open_probe_cache
 from fma_genre.training.run_log import RunLog
-from fma_genre.training.run_state import TrainingInterrupted, TrainingRun, interrupted, stop_on_sigterm
+from fma_genre.training.run_state import (
+    Progress,
+    TrainingInterrupted,
+    TrainingRun,
+    interrupted,
+    stop_on_sigterm,
+)
 from fma_genre.training.settings import TrainingSettings
 from fma_genre.training.steps import epoch_steps, train_epoch
 from fma_genre.training.validation import end_epoch, validate, write_training_log
@@ -72,6 +80,7 @@ def train(
     tensorboard_dir: str | Path,
     settings: TrainingSettings,
     *,
+    probe_cache_dir: str | Path | None = None,
     run_name: str = "training",
     threads: int = 2,
 ) -> dict | None:
@@ -80,14 +89,16 @@ def train(
 
     Writes the best model to `model_out_dir` (models/saved_model.py), one row per epoch to
     `training_log_csv` and TensorBoard events to `tensorboard_dir`; returns the training summary
-    (None in all but the main process). `run_name` names the run in MLflow, when
+    (None in all but the main process). Mode probe trains on `probe_cache_dir`, the cache
+    `probe_cache.write_probe_cache` made of the same manifest, weights and crop length. `run_name` names the run in MLflow, when
     MLFLOW_TRACKING_URI is set.
 
     Under a launcher (runtime/processes.py), every process runs this: `batch_size` stays the
     batch of one optimiser step, dealt to the processes in micro-batches of `micro_batch_size`
-    (default: batch_size / processes), whose gradients accumulate. The micro-batches, not the
-    processes, fix the result: the same micro-batch size gives the same training (up to the order
-    of float sums) on any number of processes, and a run resumes on another number.
+    (default: batch_size / processes, rounded up), whose gradients accumulate. The micro-batches,
+    not the processes, fix the result: the same micro-batch size gives the same training (up to
+    the order of float sums) on any number of processes. A run resumes on any number too; with
+    the default micro-batch, its steps to come then draw other random masks.
     `gradient_checkpointing`, `compile`, `checkpoint_minutes` and `threads` do not change the
     result either.
     """
@@ -103,13 +114,20 @@ def train(
     )
     # From the start: a SIGTERM while the model loads stops the run at its first step.
     with stop_on_sigterm() as stop_requested:
-        run = build_run(manifest_csv, vocabulary_tsv, pretrained_dir, state_dir, settings, device, processes)
-        if settings.mode == "probe":
-            run.cache = cache_probe_inputs(run, threads, stop_requested)
+        run = build_run(
+            manifest_csv,
+            vocabulary_tsv,
+            pretrained_dir,
+            state_dir,
+            settings,
+            device,
+            processes,
+            probe_cache_dir,
+        )
         with RunLog(
             tensorboard_dir, run.progress.step, run_name, settings.recorded(), enabled=processes.is_main
         ) as run_log:
-            train_epochs(run, training_log_csv, threads, stop_requested, run_log)
+            train_epochs(run, training_log_csv, stop_requested, run_log)
     summary = None
     if processes.is_main:
         summary = finish(run, pretrained_dir, model_out_dir, f"{device_name} x {processes.world_size}")
@@ -118,22 +136,27 @@ def train(
 
 
 def train_epochs(
-    run: TrainingRun, training_log_csv, threads: int, stop_requested: threading.Event, run_log: RunLog
+    run: TrainingRun, training_log_csv, stop_requested: threading.Event, run_log: RunLog
 ) -> None:
     """Epochs until `epochs` are done or the patience runs out, each trained, validated and
     checkpointed, with its row of the training log."""
     settings = run.settings
     while run.progress.epochs_done < settings.epochs and not run.out_of_patience():
         epoch = run.progress.epochs_done + 1
-        train_epoch(run, epoch, epoch_steps(run, epoch, threads), stop_requested, run_log)
+        train_epoch(run, epoch, epoch_steps(run, epoch), stop_requested, run_log)
         validation_started = time.perf_counter()
-        val_loss, metrics, scores = validate(run, threads, epoch, stop_requested)
+        val_loss, metrics, scores = validate(run, epoch, stop_requested)
         validation_seconds = time.perf_counter() - validation_started
         run_log.epoch(end_epoch(run, epoch, val_loss, metrics, scores, validation_seconds))
-        run.save_checkpoint()
         if run.processes.is_main:
             write_training_log(run.progress.log_rows, training_log_csv)
-        if any_process(stop_requested.is_set(), run.processes):
+        last = run.progress.epochs_done == settings.epochs or run.out_of_patience()
+        stop, due = any_process(
+            (stop_requested.is_set(), run.checkpoint_due(time.perf_counter())), run.processes
+        )
+        if stop or due or last:  # the last: a crash while the model is saved loses nothing
+            run.save_checkpoint()
+        if stop:
             raise interrupted(f"after epoch {epoch}", run.state_dir)
     if run.out_of_patience():
         log.info(
@@ -141,29 +164,6 @@ def train_epochs(
             settings.selection_metric,
             settings.patience,
         )
-
-
-def cache_probe_inputs(
-    run: TrainingRun, threads: int, stop_requested: threading.Event
-) -> tuple[PooledWindows, PooledWindows]:
-    """The frozen backbone's pooled outputs of every training and validation window, once."""
-    try:
-        return tuple(
-            cache_split(
-                run.model,
-                tracks,
-                run.crop_frames,
-                run.settings.eval_batch_size,
-                run.device,
-                threads,
-                f"caching {split}",
-                stop_requested,
-                run.processes,
-            )
-            for split, tracks in (("training", run.training), ("validation", run.validation))
-        )
-    except ScoringStopped:  # nothing new to save: the state on disk is still the run's last
-        raise interrupted("while caching the backbone's outputs", run.state_dir) from None
 
 
 def build_model(pretrained_dir, vocabulary: Vocabulary, settings: TrainingSettings, device: torch.device):
@@ -186,6 +186,7 @@ def build_run(
     settings: TrainingSettings,
     device: torch.device,
     processes: Processes = Processes(),
+    probe_cache_dir: str | Path | None = None,
 ) -> TrainingRun:
     """The data, model, optimiser, schedule and loss of a run; resumed from its state if it has one."""
     torch.manual_seed(settings.seed)  # the new head's initial weights, dropout
@@ -196,6 +197,7 @@ def build_run(
         raise ValueError(f"{manifest_csv}: the label columns are not {vocabulary_tsv}'s labels in its order")
     if not len(training.track_ids) or not len(validation.track_ids):
         raise ValueError(f"{manifest_csv}: no usable training or validation tracks")
+    cache = probe_cache(probe_cache_dir, manifest_csv, pretrained_dir, settings, training, validation)
     model = build_model(pretrained_dir, vocabulary, settings, device)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, settings.lr_backbone, settings.lr_head, settings.weight_decay),
@@ -230,33 +232,50 @@ def build_run(
         device,
         state_dir,
         key,
+        progress=Progress(micro_batch_size=settings.micro_batch_size, world_size=processes.world_size),
         processes=processes,
+        cache=cache,
+        training_loader=WindowLoader(training.paths, device),
+        validation_loader=WindowLoader(validation.paths, device),
     )
     run.resume()
     wrap_for_training(run)
     return run
 
 
+def probe_cache(cache_dir, manifest_csv, pretrained_dir, settings: TrainingSettings, training, validation):
+    """Mode probe: the run's probe cache, checked (None in the other modes)."""
+    if settings.mode != "probe":
+        return None
+    if cache_dir is None:
+        raise ValueError("mode probe trains on a probe cache: give probe_cache_dir (rule probe_cache)")
+    tracks = dict(training=training, validation=validation)
+    return open_probe_cache(cache_dir, manifest_csv, pretrained_dir, frames_of(settings.crop_seconds), tracks)
+
+
 def wrap_for_training(run: TrainingRun) -> None:
-    """The model as the steps call it: in DDP with several processes (not a probe's head: it
-    trains whole in every process), through torch.compile when asked."""
-    if run.processes.distributed and run.settings.mode != "probe":
+    """What the steps call: the model (probe: its head alone, on cached layers), in DDP with
+    several processes, through torch.compile when asked."""
+    trained = ProbeHead(run.model) if run.settings.mode == "probe" else run.model
+    if run.processes.distributed:
         # Some weights (SpecAugment's mask embedding) sit out the batches that draw no mask.
         device_ids = [run.device.index] if run.device.type == "cuda" else None
-        run.ddp = DistributedDataParallel(run.model, device_ids=device_ids, find_unused_parameters=True)
+        run.ddp = DistributedDataParallel(
+            trained, device_ids=device_ids, find_unused_parameters=run.settings.mode != "probe"
+        )
+        trained = run.ddp
     if run.settings.compile:
         # SpecAugment draws its masks with numpy; by default TorchDynamo would draw them from
         # torch's random stream instead, and a compiled run would train on other masks.
         torch._dynamo.config.use_numpy_random_stream = True
-        run.forward = torch.compile(run.model if run.ddp is None else run.ddp)
-    else:
-        run.forward = run.ddp
+        trained = torch.compile(trained)
+    run.forward = trained
 
 
 def finish(run: TrainingRun, pretrained_dir, model_out_dir, device_name: str) -> dict:
     """Save the best epoch's weights as the model, with thresholds tuned on its validation scores."""
     progress, settings, validation = run.progress, run.settings, run.validation
-    resume.load_trained_weights(run.model, resume.load_best(run.state_dir, run.key, progress.best_epoch))
+    resume.load_trained_weights(run.model, run.best_weights)
     scores = run.best_validation_scores.numpy()
     thresholds = tune_thresholds(validation.targets, scores)
     tuned = classification_metrics(

@@ -1,4 +1,4 @@
-"""Linear probe on a frozen backbone, trained on cached backbone outputs.
+"""Linear probe on a frozen backbone, trained on its cached outputs (`probe_cache.py`).
 
 A frozen backbone's outputs do not depend on the head, so the backbone runs once per scoring
 window (in eval mode) and the head trains on what it needs, for many epochs in seconds. With the
@@ -10,27 +10,8 @@ trained head) scores exactly like the cache it was trained on.
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-
-from fma_genre.features.splits import SplitTracks
-from fma_genre.runtime.processes import Processes
-from fma_genre.scoring.windows import window_outputs
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class PooledWindows:
-    """Every scoring window of a split, as the head sees it."""
-
-    layers: torch.Tensor  # (windows, hidden layers + 1, hidden size) float32
-    window_tracks: torch.Tensor  # (windows,) track index
 
 
 def pooled_layers(model, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -48,53 +29,26 @@ def head_logits(model, layers: torch.Tensor) -> torch.Tensor:
     return model.classifier(model.projector((layers * weights[:, None]).sum(dim=1)))
 
 
-def cache_split(
-    model,
-    tracks: SplitTracks,
-    window_frames: int,
-    batch_size: int,
-    device: torch.device,
-    threads: int,
-    desc: str,
-    stop: threading.Event | None = None,
-    processes: Processes = Processes(),
-) -> PooledWindows:
-    """The pooled layers of every scoring window of `tracks`, computed once in eval mode (split
-    between `processes`, every one of which gets them all)."""
-    model.eval()
-    layers, window_tracks = window_outputs(
-        lambda features, mask: pooled_layers(model, features, mask),
-        tracks.paths,
-        tracks.n_frames,
-        window_frames,
-        batch_size,
-        device,
-        threads,
-        desc=desc,
-        stop=stop,
-        processes=processes,
-    )
-    log.info(
-        "%s: %d windows of %d tracks cached, %s floats each",
-        desc,
-        len(layers),
-        len(tracks.track_ids),
-        "x".join(map(str, layers.shape[1:])),
-    )
-    return PooledWindows(layers, window_tracks)
+class ProbeHead(torch.nn.Module):
+    """The classifier's head alone, on pooled layers: what a probe trains (and DDP averages,
+    with several processes), sharing its weights with the classifier."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.layer_weights, self.projector, self.classifier = (
+            model.layer_weights,
+            model.projector,
+            model.classifier,
+        )
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        return head_logits(self, layers)
 
 
-def random_window_batches(
-    cache: PooledWindows, batch_size: int, rng: np.random.Generator, skip_batches: int
-) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """One epoch: one random cached window of every track, tracks in random order, in batches
-    of (head inputs, track indices); the first `skip_batches` are left out (a resumed epoch)."""
-    tracks = cache.window_tracks.numpy()
-    n_tracks = int(tracks.max()) + 1
-    first = np.searchsorted(tracks, np.arange(n_tracks))  # windows are grouped by track
-    count = np.bincount(tracks, minlength=n_tracks)
-    chosen = first + rng.integers(0, count)
-    order = chosen[rng.permutation(n_tracks)]
-    for start in range(skip_batches * batch_size, n_tracks, batch_size):
-        batch = torch.from_numpy(order[start : start + batch_size])
-        yield {"layers": cache.layers[batch]}, cache.window_tracks[batch]
+def one_window_per_track(window_tracks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An epoch of a probe: one random window of every track (windows are grouped by track), the
+    tracks in random order."""
+    n_tracks = int(window_tracks.max()) + 1
+    first = np.searchsorted(window_tracks, np.arange(n_tracks))
+    chosen = first + rng.integers(0, np.bincount(window_tracks, minlength=n_tracks))
+    return chosen[rng.permutation(n_tracks)]

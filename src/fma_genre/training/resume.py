@@ -3,12 +3,14 @@
 `state_dir` holds two files, each written atomically and fsynced:
 - `state.pt`: the model's trained weights, AdamW's state, the scheduler, the RNG states and the
   progress, once each (fine-tuning: about 3x the fp32 weights, weights plus AdamW's two
-  moments; probe and LoRA: their trainable weights only), loaded with
-  `weights_only=True`. Written at every epoch end, every `checkpoint_minutes` inside an epoch
-  and when SIGTERM arrives.
-- `best-epochNNNN.safetensors`: the trained weights of the best epoch so far, written only when it
-  improves; the one of an older best epoch is deleted once a state naming the newer one is
-  written, so a crash between the two writes leaves both, and the state's epoch is loadable.
+  moments; probe and LoRA: their trainable weights only), loaded with `weights_only=True`,
+  memory-mapped. Written every `checkpoint_minutes` (checked after every step and epoch), when
+  SIGTERM arrives and at the end: by time, not by epoch, since an fma_small epoch on one H100
+  lasts about half a minute and the state of a fine-tuning weighs 7 GB.
+- `best-epochNNNN.safetensors`: the trained weights of the best epoch so far, written just before
+  a state that names a better epoch than the last; the one of an older best epoch is deleted
+  once that state is written, so a crash between the two writes leaves both, and the state's
+  epoch is loadable.
 Both are bound to a key: everything that changes the result (settings, the manifest's SHA1, which
 covers every feature file's content digest, the pretrained commit and the training code). A
 state with another key (or in a format this code cannot read) is ignored, with a log line saying
@@ -65,7 +67,9 @@ def load_state(state_dir: Path, key: dict) -> dict | None:
         return None
     started = time.perf_counter()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-mapped: the processes of a node share one copy of its pages (the page cache)
+        # instead of each reading ~7 GB into its own memory.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         saved_key = state["key"]
     except UNREADABLE as error:
         log.warning("ignoring %s, which cannot be read (%s): training starts afresh", path, error)
@@ -108,9 +112,9 @@ def load_trained_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor
         raise RuntimeError(f"saved weights lack {sorted(missing)[:3]} or have unknown {unexpected[:3]}")
 
 
-def save_best(state_dir: Path, model: torch.nn.Module, key: dict, epoch: int) -> None:
-    """The model's trained weights as the best so far, tagged with the run's key and the epoch."""
-    weights = {name: tensor.contiguous() for name, tensor in trained_weights(model).items()}
+def save_best(state_dir: Path, weights: dict[str, torch.Tensor], key: dict, epoch: int) -> None:
+    """`trained_weights` of the best epoch so far, tagged with the run's key and the epoch."""
+    weights = {name: tensor.contiguous() for name, tensor in weights.items()}
     with atomic_path(best_path(state_dir, epoch), durable=True) as tmp:
         save_file(weights, tmp, metadata={"key": key_digest(key), "epoch": str(epoch)})
 
@@ -143,11 +147,12 @@ def clear(state_dir: Path) -> None:
 
 
 def rng_states() -> dict:
-    """torch, CUDA and numpy RNG states as tensors and plain values (`weights_only` loadable)."""
+    """torch's CPU and numpy's RNG states as tensors and plain values (`weights_only` loadable).
+    Not the GPUs': every micro-batch reseeds them (`steps.seed_micro_batch`), and a state holding
+    one per device could not be restored with fewer devices visible."""
     numpy_state = np.random.get_state(legacy=False)  # SpecAugment's time masks draw from it
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
         "numpy_pos": numpy_state["state"]["pos"],
         "numpy_has_gauss": numpy_state["has_gauss"],
@@ -156,9 +161,9 @@ def rng_states() -> dict:
 
 
 def set_rng_states(states: dict) -> None:
+    """Put `rng_states` back. A state of an earlier version also holds each GPU's RNG state
+    ("cuda"): ignored, whatever the number of devices now."""
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
     np.random.set_state(
         {
             "bit_generator": "MT19937",

@@ -1,17 +1,21 @@
 """What a training run logs as it goes: TensorBoard event files (per step its loss, learning
 rates and throughput; per epoch the training log's row), so that `tensorboard --logdir
 results/experiments` compares every experiment and seed; and, when `MLFLOW_TRACKING_URI` is set
-(MLflow's own variable), the same to MLflow, with the run's settings as parameters."""
+(MLflow's own variable), the same to MLflow, with the run's settings as parameters: buffered,
+and sent in batches at every epoch's end and when the run stops, not one request per step (a
+tracking server is often across a network)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # beside the events: a resumed run continues its MLflow run
+MLFLOW_BATCH = 1000  # the most metrics one MLflow `log_batch` request takes
 
 
 class RunLog:
@@ -24,6 +28,7 @@ class RunLog:
         """`enabled`: False in all but one of several training processes, which log nothing."""
         self.log_dir = Path(log_dir)
         self.writer = self.mlflow = None
+        self.mlflow_pending = []  # MLflow `Metric`s not sent yet
         if not enabled:
             return
         if steps_done == 0:  # a fresh start: the events of an earlier (stale) run go
@@ -41,7 +46,20 @@ class RunLog:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
         if self.mlflow:
-            self.mlflow.log_metrics(values, step=step)
+            from mlflow.entities import Metric
+
+            timestamp = int(time.time() * 1000)
+            self.mlflow_pending += [Metric(name, value, timestamp, step) for name, value in values.items()]
+            if len(self.mlflow_pending) >= MLFLOW_BATCH:
+                self.send_to_mlflow()
+
+    def send_to_mlflow(self) -> None:
+        """The buffered metrics, in requests of at most `MLFLOW_BATCH`."""
+        run_id = self.mlflow.active_run().info.run_id
+        client = self.mlflow.MlflowClient()
+        while self.mlflow_pending:
+            client.log_batch(run_id, metrics=self.mlflow_pending[:MLFLOW_BATCH])
+            del self.mlflow_pending[:MLFLOW_BATCH]
 
     def step(self, step: int, loss: float, learning_rates: dict[str, float], clips_per_second: float) -> None:
         self.scalars(
@@ -61,6 +79,8 @@ class RunLog:
         )
         if self.writer is not None:
             self.writer.flush()
+        if self.mlflow:
+            self.send_to_mlflow()
 
     def __enter__(self) -> RunLog:
         return self
@@ -71,6 +91,7 @@ class RunLog:
         if self.writer is not None:
             self.writer.close()
         if self.mlflow:
+            self.send_to_mlflow()
             self.mlflow.end_run("FINISHED" if error_type is None else "KILLED")
 
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,10 +19,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from fma_genre.data.vocabulary import Vocabulary
 from fma_genre.features.crops import frames_of
+from fma_genre.features.loader import WindowLoader
 from fma_genre.features.splits import SplitTracks
 from fma_genre.runtime.processes import Processes, barrier
 from fma_genre.training import resume
-from fma_genre.training.probe import PooledWindows, head_logits
+from fma_genre.training.probe_cache import CachedSplit
 from fma_genre.training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,10 @@ class Progress:
     train_seconds: float = 0.0  # training steps only
     clips_trained: int = 0
     log_rows: list[dict] = field(default_factory=list)
+    # The micro-batch size and process count of the last checkpoint's run: a resume on another
+    # number of processes says what changes.
+    micro_batch_size: int = 0
+    world_size: int = 1
 
 
 @dataclass
@@ -86,13 +93,23 @@ class TrainingRun:
     key: dict
     progress: Progress = field(default_factory=Progress)
     best_validation_scores: torch.Tensor | None = None  # (tracks, labels), for the thresholds
-    # Mode probe: the training and validation windows as the head sees them.
-    cache: tuple[PooledWindows, PooledWindows] | None = None
+    # The best epoch's trained weights (main process), on the CPU: written with the next
+    # checkpoint, not at every improvement; `best_on_disk` is the epoch whose file is written.
+    best_weights: dict[str, torch.Tensor] | None = None
+    best_on_disk: int = 0
+    last_checkpoint: float = field(default_factory=time.perf_counter)
+    # Mode probe: the training and validation windows as the head sees them (probe_cache.py).
+    cache: tuple[CachedSplit, CachedSplit] | None = None
     processes: Processes = Processes()
-    # Several processes (finetune, lora): the model wrapped for DDP's gradient averaging. A probe
-    # head trains on the whole batch in every process instead: it is tiny, and all stay equal.
+    # Several processes: what trains (the model; probe: its head) wrapped for DDP's gradient
+    # averaging.
     ddp: DistributedDataParallel | None = None
-    forward: torch.nn.Module | None = None  # the model as training calls it (DDP, compiled)
+    # What training calls: the model (probe: `ProbeHead`), through DDP and torch.compile when
+    # they apply; set by `loop.wrap_for_training`.
+    forward: torch.nn.Module | None = None
+    # The feature files' loaders, whose workers live as long as the run.
+    training_loader: WindowLoader | None = None
+    validation_loader: WindowLoader | None = None
 
     @property
     def crop_frames(self) -> int:
@@ -103,12 +120,11 @@ class TrainingRun:
         return self.progress.epochs_without_improvement >= self.settings.patience
 
     def logits(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The model's logits of a batch: log-mel windows, or (probe) cached pooled layers."""
-        inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
+        """The logits of a training batch: of log-mel windows, or (probe) of cached pooled layers."""
+        inputs = {name: tensor.to(self.device, non_blocking=True) for name, tensor in inputs.items()}
         if "layers" in inputs:
-            return head_logits(self.model, inputs["layers"])
-        # `is None`: a compiled module has no truth value
-        return (self.model if self.forward is None else self.forward)(**inputs).logits
+            return self.forward(inputs["layers"])
+        return self.forward(**inputs).logits
 
     def resume(self) -> None:
         state = resume.load_state(self.state_dir, self.key)
@@ -118,19 +134,56 @@ class TrainingRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         resume.set_rng_states(state["rng"])
-        self.progress = Progress(**state["progress"])
+        saved = Progress(**state["progress"])
+        self.progress = dataclasses.replace(
+            saved, micro_batch_size=self.settings.micro_batch_size, world_size=self.processes.world_size
+        )
         self.best_validation_scores = state["best_validation_scores"]
+        if self.processes.is_main and saved.best_epoch:
+            self.best_weights = resume.load_best(self.state_dir, self.key, saved.best_epoch)
+            self.best_on_disk = saved.best_epoch
         log.info(
             "resuming: %d epochs and %d batches of the next done",
             self.progress.epochs_done,
             self.progress.batches_done,
         )
+        if saved.world_size != self.processes.world_size:
+            log.info(
+                "the state was saved by %d processes, resumed by %d",
+                saved.world_size,
+                self.processes.world_size,
+            )
+        if saved.micro_batch_size != self.settings.micro_batch_size:
+            log.info(
+                "micro-batches of %d now, %d before: the steps to come draw other random masks than "
+                "an uninterrupted run would",
+                self.settings.micro_batch_size,
+                saved.micro_batch_size,
+            )
+
+    def keep_best(self) -> None:
+        """This epoch is the best so far: keep its trained weights (main process) for the next
+        checkpoint and the saved model."""
+        if self.processes.is_main:
+            self.best_weights = {
+                name: p.to("cpu", copy=True) for name, p in resume.trained_weights(self.model).items()
+            }
+
+    def checkpoint_due(self, now: float) -> bool:
+        """`checkpoint_minutes` have passed since the last checkpoint (or the start)."""
+        return now - self.last_checkpoint >= 60 * self.settings.checkpoint_minutes
 
     def save_checkpoint(self) -> None:
-        """The main process writes the state; the others wait until it is on disk."""
+        """The best weights (when a better epoch came since the last checkpoint) and the state;
+        the main process writes, the others wait until they are on disk."""
+        self.last_checkpoint = time.perf_counter()
         if not self.processes.is_main:
             barrier(self.processes)
             return
+        best_epoch = self.progress.best_epoch
+        if best_epoch and best_epoch != self.best_on_disk:
+            resume.save_best(self.state_dir, self.best_weights, self.key, best_epoch)
+            self.best_on_disk = best_epoch
         resume.save_state(
             self.state_dir,
             dict(

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 import jsonschema
 
 DEFAULT_EXPERIMENT = "default"
-# Settings that change when a training stops or how fast it runs, never what a step computes: a
-# state saved under other values of these resumes.
-RESUMABLE_CHANGES = frozenset({"patience", "gradient_checkpointing", "compile", "checkpoint_minutes"})
+# Settings that change when a training stops or how fast it runs, or (the micro-batch size, which
+# follows the process count by default) only the random masks of the steps still to come: a state
+# saved under other values of these resumes, on any number of processes.
+RESUMABLE_CHANGES = frozenset(
+    {"patience", "gradient_checkpointing", "compile", "checkpoint_minutes", "micro_batch_size"}
+)
 LORA_ONLY = frozenset({"lora_rank", "lora_alpha"})
 
 
@@ -76,13 +79,13 @@ class TrainingSettings:
         return cls.from_config(values, seed)
 
     def for_processes(self, world_size: int) -> TrainingSettings:
-        """These settings with the micro-batch size resolved for `world_size` processes
-        (default: batch_size / processes); it must divide the batch."""
-        micro_batch_size = self.micro_batch_size or self.batch_size // world_size
-        if not 1 <= micro_batch_size <= self.batch_size or self.batch_size % micro_batch_size:
+        """These settings with the micro-batch size resolved for `world_size` processes (default:
+        batch_size / processes, rounded up: 3 processes deal a batch of 16 as 6 + 6 + 4)."""
+        micro_batch_size = self.micro_batch_size or -(-self.batch_size // world_size)
+        if not 1 <= micro_batch_size <= self.batch_size:
             raise ValueError(
-                f"micro_batch_size must divide batch_size ({self.batch_size}), got {micro_batch_size}"
-                f" (default: batch_size / the {world_size} processes)"
+                f"training.micro_batch_size must be at most batch_size ({self.batch_size}), "
+                f"got {micro_batch_size}"
             )
         return dataclasses.replace(self, micro_batch_size=micro_batch_size)
 
@@ -100,8 +103,7 @@ class TrainingSettings:
 
     def result_key(self) -> dict:
         """The settings that change the trained model: what a resumable state must match.
-        `epochs` counts, since the cosine schedule spans all epochs; the micro-batch size too,
-        since it draws the random masks."""
+        `epochs` counts, since the cosine schedule spans all epochs."""
         return {name: value for name, value in self.recorded().items() if name not in RESUMABLE_CHANGES}
 
 
@@ -132,5 +134,11 @@ def experiment_settings(config: Mapping, training_schema: Mapping) -> dict[str, 
         for error in validator.iter_errors(merged):
             key = ".".join(map(str, error.absolute_path))
             raise ExperimentConfigError(f"config experiments.{name}.{key}: {error.message}")
+        if "batch_size" in merged and (merged.get("micro_batch_size") or 0) > merged["batch_size"]:
+            where = f"experiments.{name}" if config.get("experiments") else "training"
+            raise ExperimentConfigError(
+                f"config {where}.micro_batch_size: {merged['micro_batch_size']} is more than its "
+                f"batch_size ({merged['batch_size']}); a micro-batch is a part of the batch"
+            )
         settings[name] = merged
     return settings

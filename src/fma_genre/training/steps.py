@@ -14,19 +14,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from fma_genre.features.crops import Window, random_crops
-from fma_genre.features.loader import window_loader
 from fma_genre.runtime.devices import autocast
 from fma_genre.runtime.processes import Processes, any_process, sum_over_processes
-from fma_genre.training.probe import random_window_batches
+from fma_genre.training.probe import one_window_per_track
 from fma_genre.training.run_log import RunLog
 from fma_genre.training.run_state import TrainingRun, interrupted
+
+LOG_EVERY_STEPS = 10
 
 
 @dataclass
@@ -50,7 +51,7 @@ def process_share(step_windows: list[Window], micro_batch_size: int, processes: 
     return mine + [(chunks[0], 0, 0.0)] * (per_process - len(mine))
 
 
-def crop_steps(run: TrainingRun, epoch: int, threads: int) -> Iterator[tuple[list[MicroBatch], int]]:
+def crop_steps(run: TrainingRun, epoch: int) -> Iterator[tuple[list[MicroBatch], int]]:
     """The epoch's remaining optimiser steps, as (this process's micro-batches, tracks in the
     step's whole batch): one random crop per track, the same whatever the number of processes."""
     batch_size = run.settings.batch_size
@@ -64,14 +65,8 @@ def crop_steps(run: TrainingRun, epoch: int, threads: int) -> Iterator[tuple[lis
     ]
     shares = [process_share(step, run.settings.micro_batch_size, run.processes) for step in steps]
     pieces = [piece for share in shares for piece in share]
-    loaded = iter(
-        window_loader(
-            run.training.paths,
-            [window for windows, _, _ in pieces for window in windows],
-            [len(windows) for windows, _, _ in pieces],
-            run.device,
-            threads,
-        )
+    loaded = run.training_loader.batches(
+        [window for windows, _, _ in pieces for window in windows], [len(windows) for windows, _, _ in pieces]
     )
     for step, share in zip(steps, shares):
         micro_batches = []
@@ -83,13 +78,26 @@ def crop_steps(run: TrainingRun, epoch: int, threads: int) -> Iterator[tuple[lis
         yield micro_batches, len(step)
 
 
-def epoch_steps(run: TrainingRun, epoch: int, threads: int) -> Iterator[tuple[list[MicroBatch], int]]:
+def cached_window_steps(run: TrainingRun, epoch: int) -> Iterator[tuple[list[MicroBatch], int]]:
+    """A probe's epoch: its remaining steps of one random cached window per track, dealt in
+    micro-batches like crops; each process reads its micro-batches' windows only."""
+    cache, batch_size = run.cache[0], run.settings.batch_size
+    chosen = one_window_per_track(
+        cache.window_tracks.numpy(), np.random.default_rng([run.settings.seed, epoch])
+    )
+    for start in range(run.progress.batches_done * batch_size, len(chosen), batch_size):
+        step = chosen[start : start + batch_size]
+        share = process_share(step, run.settings.micro_batch_size, run.processes)
+        micro_batches = [
+            MicroBatch({"layers": cache.read(windows)}, cache.window_tracks[windows], index, weight)
+            for windows, index, weight in share
+        ]
+        yield micro_batches, len(step)
+
+
+def epoch_steps(run: TrainingRun, epoch: int) -> Iterator[tuple[list[MicroBatch], int]]:
     """The epoch's remaining steps: of crops, or (probe) of cached windows, one per track."""
-    if run.cache is None:
-        return crop_steps(run, epoch, threads)
-    rng = np.random.default_rng([run.settings.seed, epoch])
-    batches = random_window_batches(run.cache[0], run.settings.batch_size, rng, run.progress.batches_done)
-    return (([MicroBatch(inputs, tracks, 0)], len(tracks)) for inputs, tracks in batches)
+    return crop_steps(run, epoch) if run.cache is None else cached_window_steps(run, epoch)
 
 
 def seed_micro_batch(seed: int, step: int, index: int) -> None:
@@ -102,25 +110,73 @@ def seed_micro_batch(seed: int, step: int, index: int) -> None:
 
 def step_loss(
     run: TrainingRun, micro_batches: list[MicroBatch], n_tracks: int, targets: torch.Tensor
-) -> float:
-    """Accumulate the gradient of one step's mean loss over its `n_tracks` tracks; return that loss.
+) -> torch.Tensor:
+    """Accumulate the gradient of one step's mean loss over its `n_tracks` tracks; return this
+    process's part of that loss, on the device (read later: no wait for the device per step).
 
     Each process adds its micro-batches' summed losses; DDP averages the gradients over the
     processes (exchanging them after the last micro-batch only), hence the scale.
     """
     n_values = n_tracks * targets.shape[1]
     scale = (run.processes.world_size if run.ddp else 1) / n_values
-    loss_sum = 0.0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
     for position, micro in enumerate(micro_batches):
         seed_micro_batch(run.settings.seed, run.progress.step, micro.index)
         last = position == len(micro_batches) - 1
         with contextlib.nullcontext() if last or run.ddp is None else run.ddp.no_sync():
             with autocast(run.device):
                 logits = run.logits(micro.inputs)
-            summed = run.loss_fn(logits.float(), targets[micro.tracks].to(run.device)) * micro.weight
+            micro_targets = targets[micro.tracks].to(run.device, non_blocking=True)
+            summed = run.loss_fn(logits.float(), micro_targets) * micro.weight
             (summed * scale).backward()
-        loss_sum += summed.item()
-    return (sum_over_processes(loss_sum, run.processes) if run.ddp else loss_sum) / n_values
+        loss_sum += summed.detach()
+    return loss_sum / n_values
+
+
+@dataclass
+class StepsToLog:
+    """Optimiser steps done since the host last read their losses: it reads them every
+    `LOG_EVERY_STEPS` steps, at a checkpoint and at the epoch's end, in one transfer."""
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[torch.Tensor] = field(default_factory=list)  # this process's part, on the device
+    n_tracks: list[int] = field(default_factory=list)
+    tracks: list[torch.Tensor] = field(default_factory=list)  # this process's track indices
+    learning_rates: list[dict[str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, step: int, loss: torch.Tensor, n_tracks: int, tracks: torch.Tensor, rates: dict) -> None:
+        self.steps.append(step)
+        self.losses.append(loss)
+        self.n_tracks.append(n_tracks)
+        self.tracks.append(tracks)
+        self.learning_rates.append(rates)
+
+
+def log_steps(run: TrainingRun, pending: StepsToLog, epoch: int, bar: tqdm, run_log: RunLog) -> StepsToLog:
+    """Read the pending steps' losses (summed over the processes), check them, count them in the
+    epoch and log them; return an empty `StepsToLog`."""
+    if not pending.steps:
+        return StepsToLog()
+    losses = torch.stack(pending.losses)
+    if run.ddp:
+        losses = sum_over_processes(losses, run.processes)
+    seconds = time.perf_counter() - pending.started  # the device's work included: it is read now
+    progress, n_tracks = run.progress, sum(pending.n_tracks)
+    progress.epoch_train_seconds += seconds  # loading included, checkpoints not
+    for step, loss, tracks_in_step, tracks, rates in zip(
+        pending.steps, losses.tolist(), pending.n_tracks, pending.tracks, pending.learning_rates
+    ):
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss {loss} at step {step} (epoch {epoch}); track ids of "
+                f"this process's part of the batch: {run.training.track_ids[tracks.numpy()].tolist()}"
+            )
+        progress.epoch_loss_sum += loss * tracks_in_step
+        progress.epoch_clips += tracks_in_step
+        run_log.step(step, loss, rates, n_tracks / seconds)
+    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    return StepsToLog()
 
 
 def train_epoch(
@@ -135,7 +191,7 @@ def train_epoch(
     trainable = [p for p in run.model.parameters() if p.requires_grad]
     targets = torch.from_numpy(training.targets)
     run.model.train()
-    steps = tqdm(
+    bar = tqdm(
         steps,
         desc=f"epoch {epoch}/{settings.epochs}",
         file=sys.stderr,
@@ -143,39 +199,27 @@ def train_epoch(
         total=math.ceil(len(training.track_ids) / settings.batch_size),
         disable=not run.processes.is_main,
     )
-    last_checkpoint = step_started = time.perf_counter()
-    for micro_batches, n_tracks in steps:
+    pending = StepsToLog()
+    for micro_batches, n_tracks in bar:
         run.optimizer.zero_grad(set_to_none=True)
         loss = step_loss(run, micro_batches, n_tracks, targets)
-        if not math.isfinite(loss):
-            tracks = torch.cat([micro.tracks for micro in micro_batches]).numpy()
-            raise FloatingPointError(
-                f"non-finite training loss {loss} at step {progress.step + 1} (epoch {epoch}); "
-                f"track ids of this process's part of the batch: {training.track_ids[tracks].tolist()}"
-            )
         torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
         run.optimizer.step()
         run.scheduler.step()
         progress.step += 1
         progress.batches_done += 1
-        progress.epoch_loss_sum += loss * n_tracks
-        progress.epoch_clips += n_tracks
-        steps.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        now = time.perf_counter()
-        progress.epoch_train_seconds += now - step_started  # loading included, checkpoints not
-        run_log.step(
-            progress.step,
-            loss,
-            {part: run.learning_rate(part) for part in ("backbone", "head")},
-            n_tracks / (now - step_started),
-        )
+        rates = {part: run.learning_rate(part) for part in ("backbone", "head")}
+        pending.add(progress.step, loss, n_tracks, torch.cat([m.tracks for m in micro_batches]), rates)
 
         # Every process stops, or checkpoints, at the same step as the first that wants to.
-        due = now - last_checkpoint >= 60 * settings.checkpoint_minutes
-        stop, due = any_process((stop_requested.is_set(), due), run.processes)
+        stop, due = any_process(
+            (stop_requested.is_set(), run.checkpoint_due(time.perf_counter())), run.processes
+        )
+        if stop or due or len(pending.steps) == LOG_EVERY_STEPS:
+            pending = log_steps(run, pending, epoch, bar, run_log)
         if stop or due:
             run.save_checkpoint()
-            last_checkpoint = now
+            pending.started = time.perf_counter()
             if stop:
                 raise interrupted(f"at step {progress.step} (epoch {epoch})", run.state_dir)
-        step_started = time.perf_counter()
+    log_steps(run, pending, epoch, bar, run_log)

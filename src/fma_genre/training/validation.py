@@ -15,9 +15,9 @@ import torch
 from fma_genre.evaluation.metrics import classification_metrics
 from fma_genre.io.atomic import atomic_path
 from fma_genre.runtime.devices import autocast
-from fma_genre.runtime.processes import from_main
+from fma_genre.runtime.processes import from_main, gather_in_rank_order
 from fma_genre.scoring.windows import ScoringStopped, track_probabilities, window_logits
-from fma_genre.training import resume
+from fma_genre.training.probe import head_logits
 from fma_genre.training.run_state import TrainingRun, interrupted
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def write_training_log(rows: list[dict], path: str | Path) -> None:
         pd.DataFrame(rows, columns=LOG_COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
 
 
-def validate(run: TrainingRun, threads: int, epoch: int, stop_requested: threading.Event):
+def validate(run: TrainingRun, epoch: int, stop_requested: threading.Event):
     """Validation loss (per window, like the training loss), metrics (per track) and track scores.
 
     SIGTERM stops it: the checkpoint then holds the epoch's finished steps, and a resumed run
@@ -50,7 +50,7 @@ def validate(run: TrainingRun, threads: int, epoch: int, stop_requested: threadi
     """
     validation = run.validation
     try:
-        logits, window_tracks = validation_logits(run, threads, f"validation {epoch}", stop_requested)
+        logits, window_tracks = validation_logits(run, f"validation {epoch}", stop_requested)
     except ScoringStopped:
         run.save_checkpoint()
         raise interrupted(f"in the validation of epoch {epoch}", run.state_dir) from None
@@ -64,26 +64,38 @@ def validate(run: TrainingRun, threads: int, epoch: int, stop_requested: threadi
 
 
 def validation_logits(
-    run: TrainingRun, threads: int, desc: str, stop_requested: threading.Event
+    run: TrainingRun, desc: str, stop_requested: threading.Event
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(windows, labels) logits of every validation window, and each window's track index."""
     if run.cache is None:
         return window_logits(
             run.model,
-            run.validation.paths,
+            run.validation_loader,
             run.validation.n_frames,
             run.crop_frames,
             run.settings.eval_batch_size,
             run.device,
-            threads,
             desc=desc,
             stop=stop_requested,
             processes=run.processes,
         )
-    cached = run.cache[1]
+    return cached_validation_logits(run)
+
+
+@torch.no_grad()
+def cached_validation_logits(run: TrainingRun) -> tuple[torch.Tensor, torch.Tensor]:
+    """A probe's validation: the head on every cached validation window, each process on a
+    contiguous part read a batch at a time, gathered in window order."""
+    cache, batch_size = run.cache[1], run.settings.eval_batch_size
     run.model.eval()
-    with torch.no_grad(), autocast(run.device):
-        return run.logits({"layers": cached.layers}).float().cpu(), cached.window_tracks
+    part = np.array_split(np.arange(len(cache)), run.processes.world_size)[run.processes.rank]
+    logits = []
+    for start in range(0, len(part), batch_size):
+        layers = cache.read(part[start : start + batch_size]).to(run.device, non_blocking=True)
+        with autocast(run.device):
+            logits.append(head_logits(run.model, layers).float().cpu())
+    mine = torch.cat(logits) if logits else torch.zeros(0, len(run.vocabulary.titles))
+    return torch.cat(gather_in_rank_order(mine, run.processes)), cache.window_tracks
 
 
 def end_epoch(
@@ -119,8 +131,7 @@ def end_epoch(
         progress.best_metric, progress.best_epoch = score, epoch
         progress.epochs_without_improvement = 0
         run.best_validation_scores = torch.from_numpy(scores)
-        if run.processes.is_main:
-            resume.save_best(run.state_dir, run.model, run.key, epoch)
+        run.keep_best()
     elif epoch > run.settings.warmup_fraction * run.settings.epochs:
         progress.epochs_without_improvement += 1
     progress.epochs_done, progress.batches_done = epoch, 0
