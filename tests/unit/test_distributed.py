@@ -74,6 +74,18 @@ def assert_same_training(out: Path, reference: Path, tolerance: dict = TOLERANCE
         torch.testing.assert_close(weights[0][name], weights[1][name], **tolerance, msg=name)
 
 
+def stop_by_sigterm(arguments: dict, processes: int, rank: int, forward: int, log: Path) -> None:
+    """Train in `processes` launched processes until SIGTERM reaches `rank` at its `forward`-th
+    training forward pass (the caller puts tests/ on PYTHONPATH): they all stop and checkpoint."""
+    with pytest.raises(ChildFailedError):
+        launch(
+            "unit.launched_training:train_with_fault",
+            arguments | dict(fault="sigterm", rank=rank, forward=forward),
+            processes,
+            log,
+        )
+
+
 def test_two_processes_train_like_one(dataset, one_process, tmp_path):
     # As the train rule runs it with `resources: cpu_processes=2` and two threads.
     run_as_job(train, training_arguments(dataset, tmp_path), {"cpu_processes": 2}, 2, tmp_path / "train.log")
@@ -89,13 +101,7 @@ def test_a_two_process_run_stopped_by_sigterm_in_one_process_resumes_like_one(
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     arguments = training_arguments(dataset, tmp_path)
     # SIGTERM reaches process 1 only, in step 4 (epoch 2 of 3 steps each): both stop after it.
-    with pytest.raises(ChildFailedError):
-        launch(
-            "unit.launched_training:train_with_fault",
-            arguments | dict(fault="sigterm", rank=1, forward=4),
-            2,
-            tmp_path / "first.log",
-        )
+    stop_by_sigterm(arguments, processes=2, rank=1, forward=4, log=tmp_path / "first.log")
     first = (tmp_path / "first.log").read_text()
     stopped = re.findall(
         r"WARNING rank (\d) fma_genre.training.run_state: SIGTERM: stopped at step 4 \(epoch 2\)", first
@@ -152,13 +158,7 @@ def test_a_two_process_run_resumes_on_fewer_devices_with_the_default_micro_batch
     arguments = training_arguments(dataset, tmp_path) | dict(
         settings=dataclasses.replace(DISTRIBUTED, micro_batch_size=None)
     )
-    with pytest.raises(ChildFailedError):
-        launch(
-            "unit.launched_training:train_with_fault",
-            arguments | dict(fault="sigterm", rank=0, forward=4),
-            2,
-            tmp_path / "first.log",
-        )
+    stop_by_sigterm(arguments, processes=2, rank=0, forward=4, log=tmp_path / "first.log")
     with caplog.at_level(logging.INFO):
         train(**arguments)
     resumed = caplog.text
@@ -173,13 +173,7 @@ def test_a_one_process_run_resumes_on_three(dataset, one_process, tmp_path, monk
     """1 -> 3 processes with micro-batches of 2: the same training as never stopped."""
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     arguments = training_arguments(dataset, tmp_path)
-    with pytest.raises(ChildFailedError):
-        launch(
-            "unit.launched_training:train_with_fault",
-            arguments | dict(fault="sigterm", rank=0, forward=7),
-            1,
-            tmp_path / "first.log",
-        )
+    stop_by_sigterm(arguments, processes=1, rank=0, forward=7, log=tmp_path / "first.log")
     launch("fma_genre.training.loop:train", arguments, 3, tmp_path / "resumed.log")
     resumed = (tmp_path / "resumed.log").read_text()
     assert "saved by 1 processes, resumed by 3" in resumed, resumed[-3000:]

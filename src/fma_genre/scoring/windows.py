@@ -71,26 +71,18 @@ def outputs_by_batch(
 
 def window_outputs(
     forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    sources: Sequence[FrameSource] | WindowLoader,
-    n_frames: Sequence[int],
-    window_frames: int,
-    batch_size: int,
-    device: torch.device,
-    desc: str,
+    *args,
     stop: threading.Event | None = None,
-    progress: bool = True,
     processes: Processes = Processes(),
+    **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`outputs_by_batch` of every window, gathered in window order on every process."""
-    batches = list(
-        outputs_by_batch(
-            forward, sources, n_frames, window_frames, batch_size, device, desc, stop, progress, processes
-        )
-    )
+    """`outputs_by_batch` (the same arguments) of every window, gathered in window order on every
+    process."""
+    batches = list(outputs_by_batch(forward, *args, stop=stop, processes=processes, **kwargs))
     mine = (torch.cat([o for o, _ in batches]), torch.cat([t for _, t in batches])) if batches else None
     parts = [part for part in gather_in_rank_order(mine, processes) if part is not None]
     if stop is not None and processes.distributed and any_process(stop.is_set(), processes):
-        raise ScoringStopped(desc)
+        raise ScoringStopped("SIGTERM")
     return torch.cat([outputs for outputs, _ in parts]), torch.cat([tracks for _, tracks in parts])
 
 

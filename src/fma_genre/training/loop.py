@@ -55,7 +55,6 @@ from fma_genre.training.probe import ProbeHead
 from fma_genre.training.probe_cache import open_probe_cache
 from fma_genre.training.run_log import RunLog
 from fma_genre.training.run_state import (
-    Progress,
     TrainingInterrupted,
     TrainingRun,
     interrupted,
@@ -89,18 +88,15 @@ def train(
 
     Writes the best model to `model_out_dir` (models/saved_model.py), one row per epoch to
     `training_log_csv` and TensorBoard events to `tensorboard_dir`; returns the training summary
-    (None in all but the main process). Mode probe trains on `probe_cache_dir`, the cache
-    `probe_cache.write_probe_cache` made of the same manifest, weights and crop length. `run_name` names the run in MLflow, when
-    MLFLOW_TRACKING_URI is set.
+    (None in all but the main process). Mode probe trains on `probe_cache_dir`, which
+    `probe_cache.write_probe_cache` made of the same manifest, weights and crop length.
+    `run_name` names the run in MLflow, when MLFLOW_TRACKING_URI is set.
 
-    Under a launcher (runtime/processes.py), every process runs this: `batch_size` stays the
-    batch of one optimiser step, dealt to the processes in micro-batches of `micro_batch_size`
-    (default: batch_size / processes, rounded up), whose gradients accumulate. The micro-batches,
-    not the processes, fix the result: the same micro-batch size gives the same training (up to
-    the order of float sums) on any number of processes. A run resumes on any number too; with
-    the default micro-batch, its steps to come then draw other random masks.
-    `gradient_checkpointing`, `compile`, `checkpoint_minutes` and `threads` do not change the
-    result either.
+    Under a launcher (runtime/processes.py), every process runs this on its micro-batches of
+    each step (`micro_batch_size`, default batch_size / processes rounded up). The micro-batches,
+    not the processes, fix the result (up to the order of float sums); a run resumes on any
+    number of processes. `gradient_checkpointing`, `compile`, `checkpoint_minutes` and `threads`
+    do not change the result either.
     """
     torch.set_num_threads(threads)
     device, device_name = best_device()
@@ -210,13 +206,7 @@ def build_run(
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=positive_weights(training.targets, settings.max_pos_weight).to(device), reduction="sum"
     )
-    key = settings.result_key() | dict(
-        # The manifest holds every feature file's SHA1: recomputed features make a state stale.
-        manifest_sha1=sha1_of(manifest_csv),
-        vocabulary_sha1=sha1_of(vocabulary_tsv),
-        pretrained_commit=read_source(pretrained_dir)["commit"],
-        training_code=module_closure_digest(__name__),
-    )
+    key = run_key(settings, manifest_csv, vocabulary_tsv, pretrained_dir)
     # The main process clears what an interrupted writer left; the others then read the state.
     state_dir = resume.prepare(state_dir) if processes.is_main else Path(state_dir)
     barrier(processes)
@@ -232,7 +222,6 @@ def build_run(
         device,
         state_dir,
         key,
-        progress=Progress(micro_batch_size=settings.micro_batch_size, world_size=processes.world_size),
         processes=processes,
         cache=cache,
         training_loader=WindowLoader(training.paths, device),
@@ -241,6 +230,17 @@ def build_run(
     run.resume()
     wrap_for_training(run)
     return run
+
+
+def run_key(settings: TrainingSettings, manifest_csv, vocabulary_tsv, pretrained_dir) -> dict:
+    """Everything that changes the trained model: what a resumable state must match."""
+    return settings.result_key() | dict(
+        # The manifest holds every feature file's SHA1: recomputed features make a state stale.
+        manifest_sha1=sha1_of(manifest_csv),
+        vocabulary_sha1=sha1_of(vocabulary_tsv),
+        pretrained_commit=read_source(pretrained_dir)["commit"],
+        training_code=module_closure_digest(__name__),
+    )
 
 
 def probe_cache(cache_dir, manifest_csv, pretrained_dir, settings: TrainingSettings, training, validation):

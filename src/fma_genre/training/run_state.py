@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import signal
@@ -70,8 +69,8 @@ class Progress:
     train_seconds: float = 0.0  # training steps only
     clips_trained: int = 0
     log_rows: list[dict] = field(default_factory=list)
-    # The micro-batch size and process count of the last checkpoint's run: a resume on another
-    # number of processes says what changes.
+    # The micro-batch size and process count of the run that wrote the last checkpoint (filled
+    # in when it is saved): a resume on another number of processes says what changes.
     micro_batch_size: int = 0
     world_size: int = 1
 
@@ -134,10 +133,7 @@ class TrainingRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         resume.set_rng_states(state["rng"])
-        saved = Progress(**state["progress"])
-        self.progress = dataclasses.replace(
-            saved, micro_batch_size=self.settings.micro_batch_size, world_size=self.processes.world_size
-        )
+        self.progress = saved = Progress(**state["progress"])
         self.best_validation_scores = state["best_validation_scores"]
         if self.processes.is_main and saved.best_epoch:
             self.best_weights = resume.load_best(self.state_dir, self.key, saved.best_epoch)
@@ -192,7 +188,8 @@ class TrainingRun:
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.scheduler.state_dict(),
                 rng=resume.rng_states(),
-                progress=asdict(self.progress),
+                progress=asdict(self.progress)
+                | dict(micro_batch_size=self.settings.micro_batch_size, world_size=self.processes.world_size),
                 best_validation_scores=self.best_validation_scores,
             ),
         )

@@ -134,23 +134,23 @@ def step_loss(
 
 
 @dataclass
+class DoneStep:
+    """An optimiser step whose loss the host has not read yet."""
+
+    step: int
+    loss: torch.Tensor  # this process's part, on the device
+    n_tracks: int  # in the step's whole batch
+    tracks: torch.Tensor  # this process's track indices
+    learning_rates: dict[str, float]
+
+
+@dataclass
 class StepsToLog:
     """Optimiser steps done since the host last read their losses: it reads them every
     `LOG_EVERY_STEPS` steps, at a checkpoint and at the epoch's end, in one transfer."""
 
-    steps: list[int] = field(default_factory=list)
-    losses: list[torch.Tensor] = field(default_factory=list)  # this process's part, on the device
-    n_tracks: list[int] = field(default_factory=list)
-    tracks: list[torch.Tensor] = field(default_factory=list)  # this process's track indices
-    learning_rates: list[dict[str, float]] = field(default_factory=list)
+    steps: list[DoneStep] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
-
-    def add(self, step: int, loss: torch.Tensor, n_tracks: int, tracks: torch.Tensor, rates: dict) -> None:
-        self.steps.append(step)
-        self.losses.append(loss)
-        self.n_tracks.append(n_tracks)
-        self.tracks.append(tracks)
-        self.learning_rates.append(rates)
 
 
 def log_steps(run: TrainingRun, pending: StepsToLog, epoch: int, bar: tqdm, run_log: RunLog) -> StepsToLog:
@@ -158,23 +158,21 @@ def log_steps(run: TrainingRun, pending: StepsToLog, epoch: int, bar: tqdm, run_
     epoch and log them; return an empty `StepsToLog`."""
     if not pending.steps:
         return StepsToLog()
-    losses = torch.stack(pending.losses)
+    losses = torch.stack([done.loss for done in pending.steps])
     if run.ddp:
         losses = sum_over_processes(losses, run.processes)
     seconds = time.perf_counter() - pending.started  # the device's work included: it is read now
-    progress, n_tracks = run.progress, sum(pending.n_tracks)
+    progress, n_tracks = run.progress, sum(done.n_tracks for done in pending.steps)
     progress.epoch_train_seconds += seconds  # loading included, checkpoints not
-    for step, loss, tracks_in_step, tracks, rates in zip(
-        pending.steps, losses.tolist(), pending.n_tracks, pending.tracks, pending.learning_rates
-    ):
+    for done, loss in zip(pending.steps, losses.tolist()):
         if not math.isfinite(loss):
             raise FloatingPointError(
-                f"non-finite training loss {loss} at step {step} (epoch {epoch}); track ids of "
-                f"this process's part of the batch: {run.training.track_ids[tracks.numpy()].tolist()}"
+                f"non-finite training loss {loss} at step {done.step} (epoch {epoch}); track ids of "
+                f"this process's part of the batch: {run.training.track_ids[done.tracks.numpy()].tolist()}"
             )
-        progress.epoch_loss_sum += loss * tracks_in_step
-        progress.epoch_clips += tracks_in_step
-        run_log.step(step, loss, rates, n_tracks / seconds)
+        progress.epoch_loss_sum += loss * done.n_tracks
+        progress.epoch_clips += done.n_tracks
+        run_log.step(done.step, loss, done.learning_rates, n_tracks / seconds)
     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
     return StepsToLog()
 
@@ -209,7 +207,8 @@ def train_epoch(
         progress.step += 1
         progress.batches_done += 1
         rates = {part: run.learning_rate(part) for part in ("backbone", "head")}
-        pending.add(progress.step, loss, n_tracks, torch.cat([m.tracks for m in micro_batches]), rates)
+        tracks = torch.cat([micro.tracks for micro in micro_batches])
+        pending.steps.append(DoneStep(progress.step, loss, n_tracks, tracks, rates))
 
         # Every process stops, or checkpoints, at the same step as the first that wants to.
         stop, due = any_process(
