@@ -1,5 +1,5 @@
 """Training speed, side by side: the crop loader, stock vs fast relative position bias, the tiny
-model's training throughput on CPU and, on a GPU, a w2v-bert-2.0-sized model's throughput and MFU.
+model's training throughput on CPU (on a GPU, the full-size figures: perf/gpu_check.py).
 
     .venv/bin/python perf/bench_training.py [--quick] [--threads N] [--results FILE]
 """
@@ -27,7 +27,6 @@ from fma_genre.models.pretrained import TINY_MODEL_CONFIG
 from record import add_results_argument, write_results
 
 CLIP_FRAMES = 2998  # a 30 s FMA clip
-GPU_BATCH_SIZES = (64, 32, 16, 8)
 N_LABELS = 16
 # Dense bf16 tensor-core peaks (no sparsity) by device-name fragment, most specific first.
 PEAK_BF16_FLOPS = {
@@ -40,31 +39,35 @@ PEAK_BF16_FLOPS = {
 }
 
 
+def write_feature_files(folder: Path, n_files: int) -> list[str]:
+    """Random log-mel feature files of 30 s clips, as the feature stage writes them."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n_files):
+        path = folder / f"{i:06d}.npy"
+        np.save(path, rng.normal(size=(CLIP_FRAMES, 80)).astype(np.float16))
+        paths.append(str(path))
+    return paths
+
+
 def loader_crops_per_second(
-    n_files: int, passes: int, crop_seconds: float, batch_size: int, workers: tuple[int, ...]
+    paths: list[str], passes: int, crop_seconds: float, batch_size: int, workers: tuple[int, ...]
 ) -> dict[int, float]:
     """Training crops per second of the training's own loader (random crop, normalise, stack,
     pad) over on-disk float16 feature files, with each number of worker processes in turn (0: in
     the training process); the workers' start-up counts, once per loader as in a run."""
-    rng = np.random.default_rng(0)
+    n_frames = np.full(len(paths), CLIP_FRAMES)
+    crop_frames = frames_of(crop_seconds)
     measured = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i in range(n_files):
-            path = Path(tmp) / f"{i:06d}.npy"
-            np.save(path, rng.normal(size=(CLIP_FRAMES, 80)).astype(np.float16))
-            paths.append(str(path))
-        n_frames = np.full(n_files, CLIP_FRAMES)
-        crop_frames = frames_of(crop_seconds)
-        for count in workers:
-            loader = WindowLoader(paths, torch.device("cpu"), workers=count)
-            started, n_crops = time.perf_counter(), 0
-            for epoch in range(passes):
-                crops = random_crops(n_frames, crop_frames, np.random.default_rng(epoch))
-                for features, _, _ in loader.batches(crops, batch_size):
-                    n_crops += len(features)
-            measured[count] = n_crops / (time.perf_counter() - started)
-            del loader
+    for count in workers:
+        loader = WindowLoader(paths, torch.device("cpu"), workers=count)
+        started, n_crops = time.perf_counter(), 0
+        for epoch in range(passes):
+            crops = random_crops(n_frames, crop_frames, np.random.default_rng(epoch))
+            for features, _, _ in loader.batches(crops, batch_size):
+                n_crops += len(features)
+        measured[count] = n_crops / (time.perf_counter() - started)
+        del loader
     return measured
 
 
@@ -129,19 +132,16 @@ def stock_vs_fast(length: int, batch_size: int, repeats: int) -> dict:
     return result
 
 
-def training_throughput(model, batch_size: int, length: int, steps: int, device: torch.device) -> dict:
-    """Clips per second of full optimiser steps (bf16 autocast on CUDA), FLOPs of one step."""
-    model.to(device).train()
-    use_fast_relative_key_attention(model)
+def training_step(model, batch_size: int, length: int, device: torch.device):
+    """One full optimiser step on random crops (bf16 autocast on CUDA), as a function."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     features = torch.randn(batch_size, length, 160, device=device)
     mask = torch.ones(batch_size, length, dtype=torch.long, device=device)
-    targets = (torch.rand(batch_size, model.config.num_labels, device=device) < 0.1).float()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    targets = (torch.rand(batch_size, N_LABELS, device=device) < 0.1).float()
 
     def step():
-        with autocast:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(input_features=features, attention_mask=mask).logits
         loss = loss_fn(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -149,21 +149,47 @@ def training_throughput(model, batch_size: int, length: int, steps: int, device:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
-    flop_counter = FlopCounterMode(display=False)
-    with flop_counter:
-        step()  # also the warm-up
+    return step
+
+
+def training_flops_per_clip(model, length: int, device: torch.device) -> float:
+    """The model's FLOPs in a training step, per clip: counted at batch 1 (they grow linearly
+    with the batch). Count them before enabling gradient checkpointing: MFU leaves its
+    recomputation out."""
+    model.to(device).train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        training_step(model, 1, length, device)()
+    return counter.get_total_flops()
+
+
+def training_throughput(
+    model, batch_size: int, length: int, steps: int, device: torch.device, compile_backend: str | None = None
+) -> dict:
+    """Clips per second of `steps` full optimiser steps after two of warm-up (torch.compile's
+    compilation, with `compile_backend`, happens there), and the peak GPU memory."""
+    model.to(device).train()
+    use_fast_relative_key_attention(model)
+    step = training_step(
+        torch.compile(model, backend=compile_backend) if compile_backend else model,
+        batch_size,
+        length,
+        device,
+    )
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    started = time.perf_counter()
+    step(), step()
+    synchronize()
+    warm_up_seconds = time.perf_counter() - started
     if device.type == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     for _ in range(steps):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    synchronize()
     return dict(
-        clips_per_second=batch_size * steps / seconds,
-        flops_per_second=flop_counter.get_total_flops() * steps / seconds,
+        clips_per_second=batch_size * steps / (time.perf_counter() - started),
+        warm_up_seconds=warm_up_seconds,
         peak_gpu_bytes=torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
     )
 
@@ -184,7 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {args.threads} CPU threads")
 
     n_files, passes = (64, 2) if args.quick else (512, 3)
-    by_workers = loader_crops_per_second(n_files, passes, crop_seconds=10.0, batch_size=16, workers=(0, 1, 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_feature_files(Path(tmp), n_files)
+        by_workers = loader_crops_per_second(
+            paths, passes, crop_seconds=10.0, batch_size=16, workers=(0, 1, 2)
+        )
     measured = dict(
         quick=args.quick,
         threads=args.threads,
@@ -241,48 +271,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{tiny['clips_per_second']:.1f} clips/s"
         )
 
-    if torch.cuda.is_available():
-        measured["gpu"] = gpu_throughput(args.quick)
-    else:
-        print("(4) no CUDA device: w2v-bert-2.0-sized GPU throughput and MFU skipped")
+    print("(4) on a GPU: perf/gpu_check.py (full-size throughput, MFU, scoring, the demo on GPU and CPU)")
     write_results(args.results, "bench_training", measured)
-
-
-def gpu_throughput(quick: bool) -> dict | None:
-    """(4) w2v-bert-2.0-sized training on the GPU at the largest batch that fits."""
-    device_name = torch.cuda.get_device_name()
-    # Wav2Vec2BertConfig's defaults are w2v-bert-2.0's shape: 24 layers, hidden 1024, 16 heads.
-    config = Wav2Vec2BertConfig(num_labels=N_LABELS, use_weighted_layer_sum=True, layerdrop=0.0)
-    for batch in GPU_BATCH_SIZES:  # the largest that fits
-        try:
-            torch.manual_seed(0)
-            result = training_throughput(
-                classifier(config, "sdpa"),
-                batch_size=batch,
-                length=frames_of(10.0) // 2,
-                steps=3 if quick else 20,
-                device=torch.device("cuda"),
-            )
-            break
-        except torch.cuda.OutOfMemoryError:
-            print(f"    batch {batch} does not fit in GPU memory")
-            torch.cuda.empty_cache()
-    else:
-        return None
-    peak = peak_bf16_flops(device_name)
-    mfu = (
-        f"{result['flops_per_second'] / peak:.1%} of {peak / 1e12:.0f} TFLOP/s dense bf16"
-        if peak
-        else "unknown peak"
-    )
-    print(
-        f"(4) {device_name}: w2v-bert-2.0-sized (24 layers, hidden 1024, 16 heads), bf16 autocast, 10 s crops, "
-        f"batch {batch}: {result['clips_per_second']:.1f} clips/s, peak {result['peak_gpu_bytes'] / 2**30:.1f} GiB, "
-        f"{result['flops_per_second'] / 1e12:.0f} TFLOP/s achieved, MFU {mfu}"
-    )
-    return dict(
-        device=device_name, batch=batch, **result, mfu=result["flops_per_second"] / peak if peak else None
-    )
 
 
 if __name__ == "__main__":

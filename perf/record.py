@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 
@@ -46,6 +47,17 @@ def machine() -> dict:
     if torch.cuda.is_available():
         description["gpu"] = torch.cuda.get_device_name()
     return description
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: the kernel's high-water mark of its address space
+    (VmHWM). Not getrusage's ru_maxrss, which a process started by fork and exec inherits
+    from its parent's size at the fork."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def write_results(path: Path, script: str, measured: dict) -> None:

@@ -1,6 +1,7 @@
 """Full-size rehearsal: the w2v-bert-2.0 architecture (`Wav2Vec2BertConfig()` defaults, random
 weights, no download) through the project's own feature, training, checkpoint, resume and
-scoring code on a few synthetic demo tracks. It prints one JSON line.
+scoring code on a few synthetic demo tracks. It prints one JSON line. (On a GPU, the training
+throughput, MFU and scoring speed at full size: perf/gpu_check.py.)
 
     .venv/bin/python perf/rehearse_full_size.py [--threads 2] [--workdir DIR] [--results FILE]
     .venv/bin/python perf/rehearse_full_size.py --tiny      # the same path in seconds
@@ -10,9 +11,16 @@ The run: a training of one epoch (3 steps of `--batch-size` x 10 s crops) that S
 after its first step, as SLURM would; the resume that finishes it (validation, best weights,
 the saved model); then scoring the validation and test tracks with the saved model. Measured: parameters, peak RSS (and peak GPU
 memory on CUDA), the resume state's bytes against model + AdamW state, seconds to write and to
-load it, seconds per training step and its crop shape, scoring windows per second, and on CUDA
-the clips/s and MFU of bf16 training at batch 16 x 10 s (perf/bench_training.py).
+load it, seconds per training step and its crop shape, scoring windows per second.
 It needs about 15 GB of RAM and of disk on CPU (the state alone is about 7 GB).
+
+After the SIGTERM, before the resume: 2 launched processes each build the run from the saved
+state (model, AdamW, progress: read memory-mapped), and report their peak RSS.
+
+`--probe-tracks N [N ...]` adds, for each N, a probe cache of the architecture's shape (random
+values, 3 windows of 10 s per 30 s track, N training and N/8 validation tracks) and a probe
+training of 2 epochs from it as rule train runs it, in a process of its own: the cache's bytes
+and the process's peak RSS, and how the RSS grows against the cache from the first N to the last.
 
 `--processes N` adds short trainings (2 steps of 2 crops per process, `runtime.processes.launch`)
 with 1 and N processes, each with and without gradient checkpointing: the clips/s, the scaling
@@ -23,10 +31,11 @@ CUDA, GPU memory). N full-size processes on CPU need N x ~14 GB of RAM.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import gc
 import json
+import multiprocessing
 import os
-import resource
 import signal
 import tempfile
 import time
@@ -42,20 +51,19 @@ from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 from fma_genre.demo.catalogue import build_catalogue
 from fma_genre.demo.instruments import SAMPLE_RATE
 from fma_genre.demo.synthesis import synthesize_clip
-from fma_genre.features.crops import frames_of
+from fma_genre.features.crops import evaluation_windows, frames_of
 from fma_genre.features.shard import extract_track
 from fma_genre.features.splits import read_split
 from fma_genre.models.classifier import load_classifier
 from fma_genre.models.pretrained import TINY_MODEL_CONFIG, feature_extractor, write_source
 from fma_genre.runtime.devices import best_device
-from fma_genre.runtime.processes import launch
+from fma_genre.runtime.processes import join, launch, leave
 from fma_genre.scoring.windows import window_frames_of, window_logits
 from fma_genre.training import loop as train_module
-from fma_genre.training import resume
+from fma_genre.training import probe_cache, resume
 from fma_genre.training.settings import TrainingSettings
 
-from bench_training import peak_bf16_flops, training_throughput
-from record import add_results_argument, write_results
+from record import add_results_argument, peak_rss_bytes, write_results
 
 TRAINING_SCHEMA = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text()
@@ -65,6 +73,20 @@ GENRES = ["Hip-Hop", "Rock", "Electronic", "Folk"]  # top genres of fma_small, t
 GENRE_IDS = {"Hip-Hop": 21, "Rock": 12, "Electronic": 15, "Folk": 17}
 CROP_SECONDS = 10.0
 CLIP_SECONDS = 30.0
+
+
+def write_manifest(root: Path, rows: list[list]) -> tuple[Path, Path]:
+    """The manifest of `rows` (track_id, split, genre_top, path, n_frames, sha1, status, one
+    label per genre of GENRES) and the vocabulary of GENRES."""
+    columns = ["track_id", "split", "genre_top", "path", "n_frames", "sha1", "status"]
+    pd.DataFrame(rows, columns=columns + [f"label_{GENRE_IDS[g]}" for g in GENRES]).to_csv(
+        root / "manifest.csv", index=False
+    )
+    pd.DataFrame(
+        [(GENRE_IDS[g], g, 1, 1) for g in GENRES],
+        columns=["genre_id", "title", "top_level", "n_training_tracks"],
+    ).to_csv(root / "vocabulary.tsv", sep="\t", index=False)
+    return root / "manifest.csv", root / "vocabulary.tsv"
 
 
 def write_tracks(root: Path, n_training: int) -> tuple[Path, Path]:
@@ -82,15 +104,7 @@ def write_tracks(root: Path, n_training: int) -> tuple[Path, Path]:
         n_frames, sha1, _ = extract_track(wav, npy, min_clip_seconds=5.0)
         labels = [int(job.artist.genre == genre) for genre in GENRES]
         rows.append([job.track_id, split, job.artist.genre, str(npy), n_frames, sha1, "ok", *labels])
-    columns = ["track_id", "split", "genre_top", "path", "n_frames", "sha1", "status"]
-    pd.DataFrame(rows, columns=columns + [f"label_{GENRE_IDS[g]}" for g in GENRES]).to_csv(
-        root / "manifest.csv", index=False
-    )
-    pd.DataFrame(
-        [(GENRE_IDS[g], g, 1, 1) for g in GENRES],
-        columns=["genre_id", "title", "top_level", "n_training_tracks"],
-    ).to_csv(root / "vocabulary.tsv", sep="\t", index=False)
-    return root / "manifest.csv", root / "vocabulary.tsv"
+    return write_manifest(root, rows)
 
 
 def write_random_model(out_dir: Path, tiny: bool) -> int:
@@ -164,6 +178,7 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
         workdir / "tensorboard",
     ]
     saves, loads = Timed(resume, "save_state"), Timed(train_module.TrainingRun, "resume")
+    best_saves = Timed(resume, "save_best")
     sigterm_after_first_training_step()
     try:
         train_module.train(*outputs, settings, threads=threads)
@@ -178,6 +193,7 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
     )
     del state
     state_bytes, write_seconds = saves.calls[0][1]
+    resumed_in_two = resume_in_processes(workdir, outputs, settings, threads, processes=2)
     summary = train_module.train(*outputs, settings, threads=threads)  # the resume
     load_seconds = loads.calls[-1][0]  # reading the state into the model and the optimiser
 
@@ -207,36 +223,182 @@ def rehearse(workdir: Path, *, tiny: bool, threads: int, batch_size: int) -> dic
         resume_state_load_seconds=load_seconds,
         best_weights_bytes=(workdir / "model" / "model.safetensors").stat().st_size,
         scoring_windows_per_second=len(logits) / scoring_seconds,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss_bytes=peak_rss_bytes(),
+        resume_in_2_processes_peak_rss_bytes=resumed_in_two,
+        checkpoint_seconds_per_hour=checkpoint_seconds_per_hour(
+            write_seconds,
+            best_saves.calls[-1][0],
+            TRAINING_SCHEMA["properties"]["checkpoint_minutes"]["default"],
+        ),
     )
     if device.type == "cuda":
         result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
-        result.update(gpu_throughput(device_name, tiny))
     return result
 
 
-def gpu_throughput(device_name: str, tiny: bool) -> dict:
-    """bf16 training clips/s and MFU at batch 16 x 10 s crops (bench_training's measurement)."""
-    from transformers import Wav2Vec2BertForSequenceClassification
+# fma_small's training split, and an H100's training rate on it (the ~200 clips/s that
+# perf/gpu_check.py is there to measure): the epoch length checkpoints were once written after.
+FMA_SMALL_TRAINING_TRACKS, H100_CLIPS_PER_SECOND = 6400, 200.0
 
-    config = Wav2Vec2BertConfig(
-        **(TINY_MODEL_CONFIG if tiny else {}), num_labels=16, use_weighted_layer_sum=True, layerdrop=0.0
-    )
-    torch.manual_seed(0)
-    model = Wav2Vec2BertForSequenceClassification._from_config(config, attn_implementation="sdpa")
-    measured = training_throughput(
-        model,
-        batch_size=16,
-        length=frames_of(CROP_SECONDS) // 2,
-        steps=10,
-        device=torch.device("cuda"),
-    )
-    peak = peak_bf16_flops(device_name)
+
+def checkpoint_seconds_per_hour(state_seconds: float, best_seconds: float, checkpoint_minutes: float) -> dict:
+    """Seconds of each hour of training spent writing the state and the best weights (computed
+    from the times measured here, at the worst: the best weights improve every time): after
+    every fma_small epoch on an H100, against every `checkpoint_minutes`."""
+    epoch_seconds = FMA_SMALL_TRAINING_TRACKS / H100_CLIPS_PER_SECOND
+    each = state_seconds + best_seconds
     return dict(
-        gpu_batch16_clips_per_second=measured["clips_per_second"],
-        gpu_batch16_peak_bytes=measured["peak_gpu_bytes"],
-        gpu_bf16_mfu=measured["flops_per_second"] / peak if peak else None,
+        assumed_epoch_seconds=epoch_seconds,
+        state_write_seconds=state_seconds,
+        best_weights_write_seconds=best_seconds,
+        every_epoch=3600 / epoch_seconds * each,
+        checkpoint_minutes=checkpoint_minutes,
+        every_checkpoint_minutes=60 / checkpoint_minutes * each,
     )
+
+
+def peak_memory() -> dict:
+    """This process's peak RSS (and on CUDA, peak GPU memory) so far."""
+    peaks = dict(peak_rss_bytes=peak_rss_bytes())
+    if torch.cuda.is_available():
+        peaks["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
+    return peaks
+
+
+def launchable_from_here() -> None:
+    """Launched processes import this file's functions: put its folder on their PYTHONPATH."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
+    )
+
+
+def measured_resume(peak_file: str, settings: TrainingSettings, threads: int, **paths) -> None:
+    """One launched process: the run built and resumed from its state, as `train` does; then
+    this process's peak memory."""
+    torch.set_num_threads(threads)
+    device, _ = best_device()
+    processes = join(device)
+    run = train_module.build_run(
+        **paths, settings=settings.for_processes(processes.world_size), device=device, processes=processes
+    )
+    assert run.progress.step > 0, "the run did not resume"
+    Path(peak_file.format(rank=processes.rank)).write_text(json.dumps(peak_memory()))
+    leave(processes)
+
+
+def resume_in_processes(workdir: Path, outputs: list, settings, threads: int, processes: int) -> list[int]:
+    """Each of `processes` launched processes' peak RSS while it resumes the saved state."""
+    launchable_from_here()
+    manifest, vocabulary, pretrained, _, _, state = outputs[:6]
+    peak_file = workdir / "resume-peak-{rank}.json"
+    launch(
+        "rehearse_full_size:measured_resume",
+        dict(
+            manifest_csv=str(manifest),
+            vocabulary_tsv=str(vocabulary),
+            pretrained_dir=str(pretrained),
+            state_dir=str(state),
+            settings=settings,
+            threads=max(1, threads // processes),
+            peak_file=str(peak_file),
+        ),
+        processes,
+        workdir / "resume.log",
+    )
+    peaks = [json.loads(Path(str(peak_file).format(rank=rank)).read_text()) for rank in range(processes)]
+    return [peak["peak_rss_bytes"] for peak in peaks]
+
+
+PROBE_VALIDATION_SHARE = 8  # N training tracks, N / 8 validation tracks (fma_large: about 1 / 8)
+
+
+def write_probe_tracks(root: Path, n_training: int) -> tuple[Path, Path]:
+    """A manifest of N training and N / 8 validation tracks (one random 30 s feature file, linked
+    for each: the probe reads the cache, not the features) and the vocabulary."""
+    root.mkdir(parents=True)
+    one = root / "features.npy"
+    np.save(one, np.random.default_rng(0).normal(size=(frames_of(CLIP_SECONDS), 80)).astype(np.float16))
+    n_validation = max(1, n_training // PROBE_VALIDATION_SHARE)
+    rows = []
+    for track_id in range(1, n_training + n_validation + 1):
+        path = root / f"{track_id:06d}.npy"
+        path.symlink_to(one)
+        genre = GENRES[track_id % len(GENRES)]
+        labels = [int(g == genre) for g in GENRES]
+        split = "training" if track_id <= n_training else "validation"
+        rows.append([track_id, split, genre, str(path), frames_of(CLIP_SECONDS), "-", "ok", *labels])
+    return write_manifest(root, rows)
+
+
+def write_random_probe_cache(folder: Path, manifest: Path, pretrained: Path) -> int:
+    """A probe cache in rule probe_cache's format, of random pooled layers; its bytes."""
+    folder.mkdir()
+    config = Wav2Vec2BertConfig.from_pretrained(pretrained)
+    window_frames = frames_of(CROP_SECONDS)
+    shape = (config.num_hidden_layers + 1, config.hidden_size)
+    splits = {}
+    for split in probe_cache.SPLITS:
+        tracks = read_split(manifest, split)
+        windows = evaluation_windows(tracks.n_frames, window_frames)
+        writer = probe_cache.ShardWriter(folder, f"{split}-00")
+        for start in range(0, len(windows), 256):
+            writer.add(torch.randn(len(windows[start : start + 256]), *shape))
+        np.save(folder / f"{split}-window-tracks.npy", np.array([track for track, _, _ in windows]))
+        splits[split] = dict(tracks=len(tracks.track_ids), windows=len(windows), shards=writer.close())
+    probe_cache.write_index(folder, manifest, pretrained, window_frames, config, splits)
+    return sum(path.stat().st_size for path in folder.iterdir())
+
+
+def probe_memory(workdir: str, pretrained: str, n_training: int, threads: int) -> dict:
+    """In a process of its own: the probe cache of `n_training` tracks, a probe training of 2
+    epochs from it (the train rule's call), the cache's bytes and the process's peak RSS."""
+    torch.set_num_threads(threads)
+    root = Path(workdir) / f"probe-{n_training}"
+    manifest, vocabulary = write_probe_tracks(root, n_training)
+    cache_bytes = write_random_probe_cache(root / "cache", manifest, Path(pretrained))
+    settings = TrainingSettings.from_schema_defaults(
+        TRAINING_SCHEMA, mode="probe", epochs=2, batch_size=64, crop_seconds=CROP_SECONDS, eval_batch_size=256
+    )
+    started = time.perf_counter()
+    train_module.train(
+        manifest,
+        vocabulary,
+        pretrained,
+        root / "model",
+        root / "log.csv",
+        root / "state",
+        root / "tensorboard",
+        settings,
+        probe_cache_dir=root / "cache",
+        threads=threads,
+    )
+    return dict(
+        training_tracks=n_training,
+        probe_cache_bytes=cache_bytes,
+        probe_training_seconds=time.perf_counter() - started,
+        probe_peak_rss_bytes=peak_memory()["peak_rss_bytes"],
+    )
+
+
+def probe_at_sizes(workdir: Path, tiny: bool, sizes: list[int], threads: int) -> dict:
+    """`probe_memory` at each size, each in a fresh process; the RSS growth against the cache's."""
+    pretrained = workdir / "probe-pretrained"
+    write_random_model(pretrained, tiny)
+    runs = []
+    for n_training in sorted(sizes):
+        spawn = multiprocessing.get_context("spawn")  # a fresh process: its peak is this size's alone
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            runs.append(
+                pool.submit(probe_memory, str(workdir), str(pretrained), n_training, threads).result()
+            )
+        print(f"probe at {n_training} tracks: {runs[-1]}", flush=True)
+    result = dict(runs=runs)
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        result["rss_growth_over_cache_growth"] = (
+            last["probe_peak_rss_bytes"] - first["probe_peak_rss_bytes"]
+        ) / (last["probe_cache_bytes"] - first["probe_cache_bytes"])
+    return result
 
 
 SCALING_MICRO_BATCH, SCALING_STEPS = 2, 2
@@ -245,10 +407,7 @@ SCALING_MICRO_BATCH, SCALING_STEPS = 2, 2
 def measured_training(peak_file: str, **train_kwargs) -> None:
     """One training process of `scaling`: train, then record this process's peak memory."""
     train_module.train(**train_kwargs)
-    peaks = dict(peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    if torch.cuda.is_available():
-        peaks["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
-    Path(peak_file.format(rank=os.environ.get("RANK", "0"))).write_text(json.dumps(peaks))
+    Path(peak_file.format(rank=os.environ.get("RANK", "0"))).write_text(json.dumps(peak_memory()))
 
 
 def scaling(workdir: Path, max_processes: int, *, tiny: bool, threads: int) -> list[dict]:
@@ -258,10 +417,7 @@ def scaling(workdir: Path, max_processes: int, *, tiny: bool, threads: int) -> l
     data.mkdir()
     manifest, vocabulary = write_tracks(data, n_training=SCALING_STEPS * SCALING_MICRO_BATCH * max_processes)
     write_random_model(data / "pretrained", tiny)
-    # The launched processes import this file's measured_training.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
-    )
+    launchable_from_here()
     results = []
     for processes in sorted({1, max_processes}):
         for gradient_checkpointing in (False, True):
@@ -326,12 +482,21 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="also train with 1 and this many processes, with and without gradient checkpointing",
     )
+    parser.add_argument(
+        "--probe-tracks",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="also train a probe from a cache of N tracks (each N in a fresh process): its memory",
+    )
     add_results_argument(parser, "rehearse_full_size")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         result = rehearse(Path(workdir), tiny=args.tiny, threads=args.threads, batch_size=args.batch_size)
         if args.processes:
             result["scaling"] = scaling(Path(workdir), args.processes, tiny=args.tiny, threads=args.threads)
+        if args.probe_tracks:
+            result["probe"] = probe_at_sizes(Path(workdir), args.tiny, args.probe_tracks, args.threads)
     print(json.dumps(result))
     write_results(args.results, "rehearse_full_size", result)
 

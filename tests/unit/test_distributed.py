@@ -8,19 +8,20 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from fma_genre.models.pretrained import write_tiny_model
 from fma_genre.runtime.processes import launch, run_as_job
 from fma_genre.scoring.job import write_split_scores
+from fma_genre.training import resume
 from fma_genre.training.loop import train
 
 from training_defaults import training_settings
-from unit.test_train import SETTINGS, THREADS, TIMING_COLUMNS, write_dataset
+from unit.test_train import SETTINGS, THREADS, TIMING_COLUMNS
 
 TESTS = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -30,14 +31,6 @@ DISTRIBUTED = training_settings(epochs=EPOCHS, **SETTINGS, micro_batch_size=2)
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dataset")
-    manifest, vocabulary = write_dataset(root)
-    write_tiny_model(root / "tiny", seed=0)
-    return manifest, vocabulary, root / "tiny"
 
 
 def training_arguments(dataset, out: Path) -> dict:
@@ -201,3 +194,27 @@ def test_two_processes_score_a_split_like_one(dataset, one_process, tmp_path):
     assert len(one) == 6  # every validation track, in track order
     pd.testing.assert_frame_equal(two, one, check_exact=False, rtol=1e-6)
     assert "x 2 processes" in (tmp_path / "score.log").read_text()
+
+
+def test_a_state_saved_with_more_gpus_resumes_on_fewer_devices(tmp_path, monkeypatch):
+    """A state written by an 8-GPU run of an earlier version holds 8 CUDA RNG states; restoring
+    them per device raises IndexError with 1 GPU visible (simulated here as torch does). They are
+    not restored (every micro-batch reseeds the GPUs): the CPU and numpy states are."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    def set_rng_state_all(states):
+        for device, _ in enumerate(states):
+            if device >= torch.cuda.device_count():
+                raise IndexError("list index out of range")
+
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_rng_state_all)
+    torch.manual_seed(3)
+    np.random.seed(3)
+    saved = resume.rng_states()
+    assert "cuda" not in saved  # nothing per device is written any more
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.save(saved | {"cuda": [torch.get_rng_state()] * 8}, tmp_path / "rng.pt")
+    resume.set_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True))
+    restored = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(restored[0], expected[0]) and np.array_equal(restored[1], expected[1])

@@ -8,8 +8,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +25,6 @@ from fma_genre.features.crops import evaluation_windows, random_crops
 from fma_genre.features.loader import LogMelWindows, WindowLoader, collate
 from fma_genre.features.splits import read_split
 from fma_genre.models.classifier import load_classifier
-from fma_genre.models.pretrained import write_tiny_model
 from fma_genre.runtime.processes import Processes
 from fma_genre.scoring.windows import score_split, window_logits
 from fma_genre.training import loop as train_module
@@ -40,7 +37,6 @@ from fma_genre.training.run_state import Progress
 
 from training_defaults import training_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # (genre_id, title, top_level): three top genres and a sub-genre of Rock.
 GENRES = [(12, "Rock", 1), (15, "Electronic", 1), (21, "Hip-Hop", 1), (25, "Punk", 0)]
 TITLES = [title for _, title, _ in GENRES]
@@ -84,14 +80,6 @@ def write_dataset(root: Path, tracks_per_genre=(4, 2, 2)) -> tuple[Path, Path]:
 
 # Tiny tensors: a second OpenMP thread only adds synchronisation (and stalls on a busy machine).
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
-    root = tmp_path_factory.mktemp("dataset")
-    manifest, vocabulary = write_dataset(root)
-    write_tiny_model(root / "tiny", seed=0)
-    return manifest, vocabulary, root / "tiny"
 
 
 def write_cache(dataset, folder: Path, crop_seconds: float = SETTINGS["crop_seconds"]) -> Path:
@@ -699,83 +687,6 @@ def test_saved_model_classifies_audio_in_a_transformers_pipeline(trained, tmp_pa
         )
     for result in results:
         assert result["score"] == pytest.approx(probabilities[TITLES.index(result["label"])].item(), abs=1e-5)
-
-
-def test_benchmark_quick_run_prints_and_records_the_ratios(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "perf/bench_training.py",
-            "--quick",
-            "--threads",
-            "1",
-            "--results",
-            str(tmp_path / "r.json"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    assert re.search(
-        r"\(1\) loader: .*\d+ with 0 workers, \d+ with 1 workers, \d+ with 2 workers", result.stdout
-    )
-    speed_up = float(re.search(r"speed-up ([\d.]+)x", result.stdout).group(1))
-    memory_ratio = float(re.search(r"memory ratio fast/stock ([\d.]+)", result.stdout).group(1))
-    logit_difference = float(re.search(r"max logit difference (\S+)", result.stdout).group(1))
-    assert speed_up > 0 and 0 < memory_ratio < 1 and logit_difference < 1e-5
-    assert re.search(r"\(3\) tiny model training on CPU.*: [\d.]+ clips/s", result.stdout)
-    recorded = json.loads((tmp_path / "r.json").read_text())
-    assert recorded["script"] == "perf/bench_training.py" and recorded["machine"]["cpus"] >= 1
-    assert recorded["relative_key_bias"]["speed_up"] == pytest.approx(speed_up, abs=0.01)
-    assert set(recorded["loader_crops_per_second_by_workers"]) == {"0", "1", "2"}
-    assert all(rate > 0 for rate in recorded["loader_crops_per_second_by_workers"].values())
-
-
-def test_full_size_rehearsal_runs_the_same_path_on_the_tiny_model(tmp_path):
-    """perf/rehearse_full_size.py (the 581 M-parameter rehearsal) on the tiny architecture."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "perf/rehearse_full_size.py",
-            "--tiny",
-            "--threads",
-            "1",
-            "--processes",
-            "2",
-            "--results",
-            str(tmp_path / "r.json"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["architecture"] == "tiny" and report["parameters"] > 100_000
-    assert report["training_step_crop_shape"] == [2, 500, 160]
-    # model + AdamW's moments, once each, plus the small rest (pickle framing, RNG, progress)
-    assert report["model_plus_adamw_bytes"] < report["resume_state_bytes"]
-    assert report["resume_state_bytes"] <= 1.05 * report["model_plus_adamw_bytes"] + 200_000
-    for key in (
-        "seconds_per_training_step",
-        "resume_state_write_seconds",
-        "resume_state_load_seconds",
-        "scoring_windows_per_second",
-        "peak_rss_bytes",
-        "best_weights_bytes",
-    ):
-        assert report[key] > 0, key
-    # 1 and 2 processes, with and without gradient checkpointing: each process's peak memory.
-    runs = {(run["processes"], run["gradient_checkpointing"]): run for run in report["scaling"]}
-    assert set(runs) == {(1, False), (1, True), (2, False), (2, True)}
-    for (processes, _), run in runs.items():
-        assert run["clips_per_second"] > 0 and len(run["per_process_peak_rss_bytes"]) == processes
-        assert run["scaling_efficiency"] > 0  # timings of tiny runs on a busy machine: no bound above
-    assert runs[(1, False)]["scaling_efficiency"] == 1.0
-    assert json.loads((tmp_path / "r.json").read_text())["parameters"] == report["parameters"]
 
 
 @pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")

@@ -140,18 +140,24 @@ def write_probe_cache(
             for split in SPLITS
         }
         if processes.is_main:
-            index = dict(
-                manifest_sha1=sha1_of(manifest_csv),
-                pretrained_commit=read_source(pretrained_dir)["commit"],
-                window_frames=window_frames,
-                layers=model.config.num_hidden_layers + 1,
-                hidden=model.config.hidden_size,
-                splits=splits,
-            )
-            (folder / INDEX_FILE).write_text(json.dumps(index, indent=1))
+            write_index(folder, manifest_csv, pretrained_dir, window_frames, model.config, splits)
         barrier(processes)  # every shard is written before the folder is renamed
     log.info("%s: %s", cache_dir, ", ".join(f"{s}: {v['windows']} windows" for s, v in splits.items()))
     leave(processes)
+
+
+def write_index(folder: Path, manifest_csv, pretrained_dir, window_frames: int, config, splits: dict) -> None:
+    """index.json: what the cache was computed from (checked when it is opened), its shape, and
+    `splits` (each split's counts and shards, as `write_split` returns them)."""
+    index = dict(
+        manifest_sha1=sha1_of(manifest_csv),
+        pretrained_commit=read_source(pretrained_dir)["commit"],
+        window_frames=window_frames,
+        layers=config.num_hidden_layers + 1,
+        hidden=config.hidden_size,
+        splits=splits,
+    )
+    (folder / INDEX_FILE).write_text(json.dumps(index, indent=1))
 
 
 @dataclass
