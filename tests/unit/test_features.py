@@ -1,8 +1,10 @@
 """The feature stage over one shard: saved frames, skipped clips and the status table."""
 
 import csv
+import errno
 import hashlib
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from test_audio import write_sine_mp3
 
 from fma_genre.features.audio import decode_mono_16k
 from fma_genre.features.logmel import centre_for_float16, kaldi_log_mel
-from fma_genre.features.shard import LEVEL_COLUMNS, extract_shard
+from fma_genre.features.shard import LEVEL_COLUMNS, FeatureWriteError, extract_shard
 
 
 def write_csv(path, header, rows) -> None:
@@ -111,3 +113,26 @@ def test_a_shard_without_tracks_still_makes_its_outputs(shard_workdir):
     header = (shard_workdir / "status" / "099.csv").read_text().strip()
     assert header == ",".join(["track_id", "path", "n_frames", "sha1", "status", *LEVEL_COLUMNS])
     assert list((shard_workdir / "features_099").iterdir()) == []
+
+
+def test_a_full_disk_stops_the_shard_naming_the_file_and_a_rerun_finishes_it(shard_workdir, monkeypatch):
+    """ENOSPC while a feature file is written: not a bad clip to record but a failed job, with
+    no status table (nothing of the shard counts as done) and no partial file; the rerun works."""
+    real_write_bytes = Path.write_bytes
+
+    def full_disk(path, data):
+        if path.name.startswith(".000002.npy"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(
+        FeatureWriteError, match=r"features/000002\.npy: cannot write the features \(No space left"
+    ):
+        extract_shard("subset.csv", "000", "features", "status/000.csv", min_clip_seconds=5.0, threads=2)
+    assert not (shard_workdir / "status" / "000.csv").exists()
+    assert not list((shard_workdir / "features").glob(".*"))  # no temporary file left
+    monkeypatch.setattr(Path, "write_bytes", real_write_bytes)
+    extract_shard("subset.csv", "000", "features", "status/000.csv", min_clip_seconds=5.0, threads=2)
+    status = {row["track_id"]: row["status"] for row in read_csv(shard_workdir / "status" / "000.csv")}
+    assert status["2"] == "ok" and (shard_workdir / "features" / "000002.npy").exists()

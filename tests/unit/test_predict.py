@@ -79,8 +79,9 @@ def test_json_output_and_unreadable_files(model_dir, clips, tmp_path, capsys):
     (tmp_path / "empty.mp3").write_bytes(b"")
     assert main(["--model", str(model_dir), "--json", str(clips[0]), str(tmp_path / "empty.mp3")]) == 1
     captured = capsys.readouterr()
-    assert captured.err == f"{tmp_path / 'empty.mp3'}: empty file\n"
-    [result] = json.loads(captured.out)
+    assert captured.err == f"{tmp_path / 'empty.mp3'}: refused: empty file\n"
+    result, refused = json.loads(captured.out)
+    assert refused == {"path": str(tmp_path / "empty.mp3"), "refused": "empty file"}
     assert result["path"] == str(clips[0])
     assert sorted(entry["label"] for entry in result["top"]) == sorted(GENRES.values())
     assert all(0 <= entry["score"] <= 1 for entry in result["top"])

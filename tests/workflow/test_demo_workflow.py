@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import json
 import os
@@ -262,6 +263,34 @@ def test_nothing_to_do_after_a_complete_run_and_nothing_touched(demo):
     result = snakemake(project, workdir, TARGET)
     assert "Nothing to be done" in result.stdout + result.stderr
     assert output_times(workdir) == before
+
+
+def output_digests(workdir: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(workdir)): hashlib.sha1(path.read_bytes()).hexdigest()
+        for folder in ("data", "results")
+        for path in (workdir / folder).rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "said"),
+    [
+        ("typo.yaml", lambda c: c.update(seedz=[0]), "config: unknown key 'seedz' (did you mean 'seeds'?)"),
+        ("batch.yaml", lambda c: c["training"].update(batch_size=-16), "config training.batch_size: -16"),
+    ],
+)
+def test_an_invalid_edit_of_a_finished_runs_config_runs_no_job_and_changes_no_output(
+    demo, tmp_path, name, change, said
+):
+    project, workdir = demo
+    before = output_digests(workdir)
+    result = snakemake(
+        project, workdir, TARGET, config=str(demo_config_with(project, tmp_path, name, change)), check=False
+    )
+    assert result.returncode == 1 and said in result.stderr and "Traceback" not in result.stderr
+    assert output_digests(workdir) == before
 
 
 def test_download_rule_resumes_a_cut_transfer_of_the_demo_archives_over_http(demo, tmp_path):

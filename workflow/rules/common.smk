@@ -14,8 +14,6 @@ min_version("9.0")
 PROJECT_ROOT = Path(workflow.basedir)
 CONFIG_SCHEMA = PROJECT_ROOT / "workflow/schemas/config.schema.yaml"
 
-validate(config, schema=str(CONFIG_SCHEMA), set_default=True)
-
 # Rule scripts import the package from this checkout whatever environment runs them
 # (the project's venv, a conda env from envs/, a SLURM job).
 os.environ.update(
@@ -24,6 +22,16 @@ os.environ.update(
     )
 )
 sys.path.insert(0, str(PROJECT_ROOT / "src"))
+
+from fma_genre.io.config_check import ConfigError, check_config
+
+# One line naming the wrong key, before any job (and before Snakemake's own check, whose message
+# holds the whole schema; it fills in the defaults).
+try:
+    check_config(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+except ConfigError as error:
+    sys.exit(str(error))
+validate(config, schema=str(CONFIG_SCHEMA), set_default=True)
 
 SUBSET = config["subset"]
 ARCHIVES = ["fma_metadata", f"fma_{SUBSET}"]
@@ -37,9 +45,12 @@ from fma_genre.training.settings import (
 )
 
 # Each experiment's full training settings, its overrides checked before any job.
-EXPERIMENTS = experiment_settings(
-    config, yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["training"]
-)
+try:
+    EXPERIMENTS = experiment_settings(
+        config, yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["training"]
+    )
+except ConfigError as error:
+    sys.exit(str(error))
 SEEDS = config["seeds"]
 # results/model and metrics.json's `model`: the first experiment's first seed.
 PRIMARY_RUN = dict(experiment=next(iter(EXPERIMENTS)), seed=SEEDS[0])

@@ -93,7 +93,43 @@ def read_tracks(tracks_csv: str | os.PathLike) -> pd.DataFrame:
         tracks.index = tracks.index.astype(int)
     except ValueError as error:
         raise MetadataError(f"{path}: a track_id is not an integer ({error})") from None
+    check_unique_track_ids(tracks, path)
     return tracks
+
+
+def listed(ids, limit: int = 5) -> str:
+    ids = list(ids)
+    return ", ".join(map(str, ids[:limit])) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def check_unique_track_ids(tracks: pd.DataFrame, path: Path) -> None:
+    """Every track once: a track listed twice, in two splits, would leak between them."""
+    repeated = tracks[tracks.index.duplicated(keep=False)]
+    if not len(repeated):
+        return
+    splits = repeated.groupby(level=0)["split"].agg(lambda s: sorted(set(s)))
+    leaks = {track_id: names for track_id, names in splits.items() if len(names) > 1}
+    leak = ""
+    if leaks:
+        track_id, names = next(iter(leaks.items()))
+        leak = f"; {len(leaks)} of them in several splits, a leak between splits (track {track_id}: {' and '.join(names)})"
+    raise MetadataError(
+        f"{path}: expected each track_id once, found {len(splits)} listed more than once: "
+        f"{listed(splits.index)}{leak}"
+    )
+
+
+def parse_durations(tracks: pd.DataFrame, path: Path) -> pd.Series:
+    """Column ('track', 'duration') in seconds; a value that is not a positive number stops the
+    stage, naming its tracks (FMA lists every track's duration: such a file is damaged)."""
+    durations = pd.to_numeric(tracks["duration"], errors="coerce")
+    bad = tracks.index[~(durations > 0)]
+    if len(bad):
+        raise MetadataError(
+            f"{path}: column ('track', 'duration') must be a positive number of seconds, found "
+            f"{tracks.loc[bad[0], 'duration']!r} for track {bad[0]} ({len(bad)} such tracks: {listed(bad)})"
+        )
+    return durations
 
 
 def _parse_id_list(text: str, track_id: int, column: str, path: Path) -> list[int]:
@@ -152,7 +188,7 @@ def write_subset_csv(
             "genres": [" ".join(map(str, ids)) for ids in tracks["genres"]],
             "genres_all": [" ".join(map(str, ids)) for ids in tracks["genres_all"]],
             "audio_path": [f"{audio_dir}/{audio_relpath(t)}" for t in tracks.index],
-            "duration": pd.to_numeric(tracks["duration"], errors="coerce").to_numpy(),
+            "duration": parse_durations(tracks, path).to_numpy(),
         }
     ).sort_values("track_id")
     with atomic_path(out_csv) as tmp:

@@ -22,13 +22,16 @@ def decode_mono_16k(path: str | os.PathLike, min_clip_seconds: float = 0.0) -> n
     frames, or a clip shorter than `min_clip_seconds`. A missing file raises `FileNotFoundError`:
     that is a pipeline fault, not a bad clip.
     """
+    if os.path.isdir(path):
+        raise UnreadableAudio("a folder, not an audio file")
     if os.stat(path).st_size == 0:
         raise UnreadableAudio("empty file")
     try:
         # float32 straight from the decoder: no float64 copy to convert afterwards.
         samples, source_rate = soundfile.read(path, dtype="float32", always_2d=True)
     except soundfile.LibsndfileError as error:
-        raise UnreadableAudio(f"undecodable: {error.error_string}") from error
+        what = "a text file, not audio; " if is_text(path) else ""
+        raise UnreadableAudio(f"undecodable: {what}{error.error_string}") from error
     n_frames, n_channels = samples.shape
     if n_frames == 0:
         raise UnreadableAudio("no frames")
@@ -40,7 +43,19 @@ def decode_mono_16k(path: str | os.PathLike, min_clip_seconds: float = 0.0) -> n
 def check_duration(seconds: float, min_clip_seconds: float) -> None:
     """Raise `UnreadableAudio("too short: ...")` if `seconds` is below `min_clip_seconds`."""
     if seconds < min_clip_seconds:
-        raise UnreadableAudio(f"too short: {seconds:.1f} s < {min_clip_seconds:.1f} s")
+        shown = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.3f}"  # 54 ms is not "0.1 s"
+        raise UnreadableAudio(f"too short: {shown} s < {min_clip_seconds:.1f} s")
+
+
+def is_text(path: str | os.PathLike) -> bool:
+    """Whether the file's first KiB is UTF-8 text without NUL bytes (a text file named .mp3)."""
+    with open(path, "rb") as file:
+        head = file.read(1024)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start > len(head) - 4 and b"\0" not in head  # a character cut at 1 KiB
+    return b"\0" not in head
 
 
 def downmix(samples: np.ndarray) -> np.ndarray:

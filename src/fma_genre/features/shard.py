@@ -34,6 +34,11 @@ STATUS_OK = "ok"
 LEVEL_COLUMNS = tuple(f"level_{b:02d}" for b in range(NUM_MEL_BINS))
 
 
+class FeatureWriteError(OSError):
+    """A feature file could not be written (a full disk, a read-only or failing file system):
+    the machine's fault, not the clip's, so the shard stops instead of recording the track as bad."""
+
+
 def extract_track(
     audio_path: str | os.PathLike, npy_path: str | os.PathLike, min_clip_seconds: float
 ) -> tuple[int, str, np.ndarray]:
@@ -46,8 +51,14 @@ def extract_track(
     centred, levels = centre_for_float16(log_mel)
     npy = io.BytesIO()
     np.save(npy, centred)
-    with atomic_path(npy_path) as tmp:
-        tmp.write_bytes(npy.getbuffer())
+    try:
+        with atomic_path(npy_path) as tmp:
+            tmp.write_bytes(npy.getbuffer())
+    except OSError as error:
+        raise FeatureWriteError(
+            error.errno,
+            f"{npy_path}: cannot write the features ({error.strerror}); the shard stops, rerun it once fixed",
+        ) from error
     return len(log_mel), hashlib.sha1(npy.getbuffer()).hexdigest(), levels
 
 
@@ -69,6 +80,8 @@ def status_row(track_id: int, audio_path: str, features_dir: Path, min_clip_seco
         n_frames, sha1, levels = extract_track(audio_path, npy_path, min_clip_seconds)
     except UnreadableAudio as reason:
         return [track_id, "", "", "", str(reason), *no_levels]
+    except FeatureWriteError:
+        raise
     except Exception as error:  # one bad track must not lose the shard's other tracks
         return [track_id, "", "", "", f"error: {type(error).__name__}: {error}", *no_levels]
     return [track_id, str(npy_path), n_frames, sha1, STATUS_OK, *(f"{level:.5g}" for level in levels)]
@@ -86,7 +99,9 @@ def extract_shard(
 
     `subset_csv` needs `track_id` and `audio_path` columns (audio paths as the job sees them).
     A clip that is empty, undecodable or too short, or whose extraction fails otherwise, gets
-    its reason in the status table and no `.npy`; the shard itself still succeeds.
+    its reason in the status table and no `.npy`; the shard itself still succeeds. A feature file
+    that cannot be written stops the shard (`FeatureWriteError`): no status table, so no track of
+    it counts as done, and a rerun extracts the shard again.
     """
     features_dir = Path(features_dir)
     features_dir.mkdir(parents=True, exist_ok=True)

@@ -163,9 +163,11 @@ def score_audio_files(
     batch_size: int,
     device: torch.device,
     threads: int,
+    min_seconds: float = 0.0,
     progress: bool = False,
 ) -> list[np.ndarray | str]:
-    """Per file, its (labels,) probabilities, or why it could not be read.
+    """Per file, its (labels,) probabilities, or why it could not be read or is too short to
+    judge (under `min_seconds`).
 
     Files are decoded in parallel threads (decoding releases the GIL), then the windows of all
     readable files are scored in shared batches.
@@ -173,7 +175,7 @@ def score_audio_files(
 
     def log_mel_or_reason(path) -> np.ndarray | str:
         try:
-            frames = kaldi_log_mel(decode_mono_16k(path))
+            frames = kaldi_log_mel(decode_mono_16k(path, min_seconds))
         except (UnreadableAudio, FileNotFoundError) as error:
             return str(error)
         return frames if len(frames) >= STACK_STRIDE else "too short: under 35 ms of audio"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import jsonschema
 
+from fma_genre.io.config_check import ConfigError, unknown_key
+
 DEFAULT_EXPERIMENT = "default"
 # Settings that change when a training stops or how fast it runs, or (the micro-batch size, which
 # follows the process count by default) only the random masks of the steps still to come: a state
@@ -25,7 +27,7 @@ RESUMABLE_CHANGES = frozenset(
 LORA_ONLY = frozenset({"lora_rank", "lora_alpha"})
 
 
-class ExperimentConfigError(ValueError):
+class ExperimentConfigError(ConfigError):
     """An experiment's overrides name an unknown `training` key or give it a wrong value."""
 
 
@@ -127,8 +129,8 @@ def experiment_settings(config: Mapping, training_schema: Mapping) -> dict[str, 
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise ExperimentConfigError(
-                f"config experiments.{name}: unknown key {unknown[0]!r}; an experiment overrides "
-                f"`training` keys: {', '.join(known)} (seeds come from `seeds`)"
+                unknown_key(f"config experiments.{name}", unknown[0], list(known))
+                + "; an experiment overrides `training` keys (seeds come from `seeds`)"
             )
         merged = {**config["training"], **overrides}
         for error in validator.iter_errors(merged):
