@@ -39,6 +39,7 @@ FEATURES_DIR = f"data/processed/fma_features/fma_{SUBSET}"
 PIPELINE_ENV = "../../envs/pipeline.yaml"
 
 from fma_genre.training.settings import (
+    ExperimentConfigError,
     TrainingSettings,
     experiment_overrides,
     experiment_settings,
@@ -49,7 +50,7 @@ try:
     EXPERIMENTS = experiment_settings(
         config, yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["training"]
     )
-except ConfigError as error:
+except ExperimentConfigError as error:
     sys.exit(str(error))
 SEEDS = config["seeds"]
 # results/model and metrics.json's `model`: the first experiment's first seed.

@@ -25,6 +25,7 @@ def check_config(config: Mapping, schema: Mapping, workdir: str | os.PathLike = 
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if errors:
         raise ConfigError(describe(jsonschema.exceptions.best_match(errors)))
+    check_experiment_keys(config, schema["properties"]["training"]["properties"])
     if not config.get("tiny_model") and "model" in config:
         check_model_id(config["model"])
     check_written_folders(Path(workdir))
@@ -44,6 +45,18 @@ def unknown_key(where: str, key: str, known: list[str]) -> str:
     nearest = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean '{nearest[0]}'?)" if nearest else f"; the keys: {', '.join(known)}"
     return f"{where}: unknown key '{key}'{hint}"
+
+
+def check_experiment_keys(config: Mapping, training_keys: Mapping) -> None:
+    """An experiment's overrides are `training` keys (their values are checked with the
+    experiments' settings, `training.settings.experiment_settings`)."""
+    for name, overrides in (config.get("experiments") or {}).items():
+        for key in overrides:
+            if key not in training_keys:
+                raise ConfigError(
+                    unknown_key(f"config experiments.{name}", key, list(training_keys))
+                    + "; an experiment overrides `training` keys (seeds come from `seeds`)"
+                )
 
 
 def check_model_id(model: str) -> None:
