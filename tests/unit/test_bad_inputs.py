@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fma_genre.data.metadata import MetadataError, write_subset_csv
@@ -184,7 +184,7 @@ def test_a_wrong_config_stops_before_any_job_in_one_line_naming_the_key(tmp_path
     assert snapshot(workdir) == before and not (workdir / "logs").exists()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     key=st.sampled_from(
         ["min_clip_seconds", "feature_threads", "subset", "seeds", "download_retries", "model"]
@@ -321,7 +321,7 @@ def test_a_bad_audio_file_is_refused_with_what_it_is(tmp_path, write, min_second
     assert snapshot(tmp_path) == before
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(head=st.binary(max_size=64), samples=st.integers(0, 800))
 def test_any_bytes_or_any_short_clip_decode_or_are_refused_with_a_reason(tmp_path_factory, head, samples):
     folder = tmp_path_factory.mktemp("odd")

@@ -64,7 +64,7 @@ def check_model_id(model: str) -> None:
     try:
         validate_repo_id(model)
     except HFValidationError:
-        folder = " (a folder: `model` names a hub model to download)" if Path(model).is_dir() else ""
+        folder = " (a folder: `model` names a hub model to download)" if os.path.isdir(model) else ""
         raise ConfigError(
             f"config model: {model!r} is not a Hugging Face hub id{folder}: expected namespace/name "
             "(letters, digits, '-', '_', '.'), like 'facebook/w2v-bert-2.0'"
