@@ -343,7 +343,7 @@ def write_random_probe_cache(folder: Path, manifest: Path, pretrained: Path) -> 
         writer = probe_cache.ShardWriter(folder, f"{split}-00")
         for start in range(0, len(windows), 256):
             writer.add(torch.randn(len(windows[start : start + 256]), *shape))
-        np.save(folder / f"{split}-window-tracks.npy", np.array([track for track, _, _ in windows]))
+        probe_cache.write_window_tracks(folder, split, windows)
         splits[split] = dict(tracks=len(tracks.track_ids), windows=len(windows), shards=writer.close())
     probe_cache.write_index(folder, manifest, pretrained, window_frames, config, splits)
     return sum(path.stat().st_size for path in folder.iterdir())

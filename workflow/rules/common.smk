@@ -27,8 +27,9 @@ from fma_genre.io.config_check import ConfigError, check_config
 
 # One line naming the wrong key, before any job (and before Snakemake's own check, whose message
 # holds the whole schema; it fills in the defaults).
+SCHEMA = yaml.safe_load(CONFIG_SCHEMA.read_text())
 try:
-    check_config(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+    check_config(config, SCHEMA)
 except ConfigError as error:
     sys.exit(str(error))
 validate(config, schema=str(CONFIG_SCHEMA), set_default=True)
@@ -47,9 +48,7 @@ from fma_genre.training.settings import (
 
 # Each experiment's full training settings, its overrides checked before any job.
 try:
-    EXPERIMENTS = experiment_settings(
-        config, yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["training"]
-    )
+    EXPERIMENTS = experiment_settings(config, SCHEMA["properties"]["training"])
 except ExperimentConfigError as error:
     sys.exit(str(error))
 SEEDS = config["seeds"]

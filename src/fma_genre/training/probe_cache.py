@@ -102,8 +102,13 @@ def write_split(
     shards = [shard for part in gather_in_rank_order(writer.close(), processes) for shard in part]
     windows = evaluation_windows(tracks.n_frames, window_frames)
     if processes.is_main:
-        np.save(folder / f"{split}-window-tracks.npy", np.array([track for track, _, _ in windows]))
+        write_window_tracks(folder, split, windows)
     return dict(tracks=len(tracks.track_ids), windows=len(windows), shards=shards)
+
+
+def write_window_tracks(folder: Path, split: str, windows: list) -> None:
+    """<split>-window-tracks.npy: each of the split's windows' track."""
+    np.save(folder / f"{split}-window-tracks.npy", np.array([track for track, _, _ in windows]))
 
 
 def write_probe_cache(
